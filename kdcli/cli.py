@@ -1,0 +1,235 @@
+"""The `kdcli` command line: Typer wiring only.
+
+Each command turns its options into one config object, calls one library function, and renders the
+result it returns. Heavy libraries are imported inside the commands so `kdcli --help` stays fast.
+Errors: bad input (KdcliError, click usage errors) -> one line on stderr and exit 2; a failed check
+-> exit 1; Ctrl-C -> exit 130.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from kdcli import render
+from kdcli._version import __version__
+from kdcli.errors import CheckFailedError, KdcliError
+
+
+class KdcliGroup(TyperGroup):
+    """Turns every error into one clear line and the documented exit code."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            code = super().main(
+                args=args,
+                prog_name=prog_name,
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+            code = code if isinstance(code, int) else 0
+        except click.exceptions.NoArgsIsHelpError as err:
+            click.echo(err.ctx.get_help() if err.ctx else "", err=False)
+            code = 0
+        except click.UsageError as err:
+            command = err.ctx.command_path if err.ctx else "kdcli"
+            render.error(f"{err.format_message()} (see '{command} --help')")
+            code = 2
+        except click.ClickException as err:
+            render.error(err.format_message())
+            code = err.exit_code
+        except KdcliError as err:
+            render.error(str(err))
+            code = 2
+        except CheckFailedError as err:
+            render.error(str(err))
+            code = 1
+        except (click.Abort, KeyboardInterrupt):
+            render.error("interrupted; nothing half-written was left behind")
+            code = 130
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=KdcliGroup,
+    name="kdcli",
+    help="Make multilingual transformer classifiers small and fast without losing languages.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kdcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Make multilingual transformer classifiers small and fast without losing languages.
+
+    Workflow: finetune (a teacher) -> shrink (copy-weight student) -> distill -> eval -> export.
+    """
+
+
+def _load_config_file(
+    ctx: click.Context, param: click.Parameter, value: Path | None
+) -> Path | None:
+    """`--config FILE.yaml`: its values become defaults, so explicit flags still win."""
+    if value is None:
+        return None
+    from kdcli.config import check_known, load_yaml_options
+
+    options = load_yaml_options(value)
+    params = {p.name: p for p in ctx.command.params if p.name and p.name != param.name}
+    check_known(options, set(params), f"--config {value}")
+    for name, option in list(options.items()):
+        if isinstance(option, list) and not params[name].multiple:
+            options[name] = ",".join(str(item) for item in option)
+    ctx.default_map = {**(ctx.default_map or {}), **options}
+    return value
+
+
+CONFIG_OPTION = typer.Option(
+    None,
+    "--config",
+    callback=_load_config_file,
+    is_eager=True,
+    help="YAML file of options (keys as option names); flags given on the command line win.",
+)
+JSON_OPTION = typer.Option(None, "--json", help="Also write the result as JSON to this file.")
+OVERWRITE_OPTION = typer.Option(False, "--overwrite", help="Replace --out if it exists.")
+SEED_OPTION = typer.Option(0, "--seed", help="Random seed (same inputs + seed = same output).")
+REVISION_OPTION = typer.Option(None, "--revision", help="Hub revision (branch, tag or commit).")
+PICKLE_OPTION = typer.Option(
+    False,
+    "--allow-pickle",
+    help="Allow a pickle checkpoint (pytorch_model.bin), loaded with weights_only=True.",
+)
+QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+
+
+def _check_json(path: Path | None) -> None:
+    if path is not None:
+        from kdcli.outputs import check_output_file
+
+        check_output_file(path, "--json")
+
+
+def _write_json(path: Path | None, result: Any) -> None:
+    if path is not None:
+        from kdcli.outputs import write_text_atomic
+        from kdcli.provenance import dumps
+
+        write_text_atomic(path, dumps(result.to_dict()) + "\n")
+
+
+@app.command()
+def shrink(
+    source: str = typer.Argument(..., help="Teacher: a model directory or a Hugging Face Hub id."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to write the student to."),
+    layers: str | None = typer.Option(
+        None, "--layers", help="Teacher layers to keep, e.g. 0,2,4,7,9,11 (DistilBERT's choice)."
+    ),
+    num_layers: int | None = typer.Option(
+        None, "--num-layers", help="Number of layers to keep, chosen by --layer-strategy."
+    ),
+    layer_strategy: str | None = typer.Option(
+        None,
+        "--layer-strategy",
+        help="uniform (maximally spaced, first and last kept; the default), first, last, "
+        "every-other (0,2,4,...).",
+    ),
+    hidden_size: int | None = typer.Option(
+        None, "--hidden-size", help="Student hidden size (default: the teacher's)."
+    ),
+    intermediate_size: int | None = typer.Option(
+        None, "--intermediate-size", help="Student feed-forward size (default: the teacher's)."
+    ),
+    num_heads: int | None = typer.Option(
+        None,
+        "--num-heads",
+        help="Student attention heads. Unset: keep the teacher's head size and drop whole heads "
+        "when --hidden-size allows it, else keep the head count with narrower heads.",
+    ),
+    width_strategy: str = typer.Option(
+        "first",
+        "--width-strategy",
+        help="Which channels/heads/neurons to keep: first (first k) or magnitude (largest "
+        "weights).",
+    ),
+    random_init: bool = typer.Option(
+        False, "--random-init", help="Same student shape, fresh random weights (the baseline)."
+    ),
+    dtype: str | None = typer.Option(
+        None, "--dtype", help="float32, float16 or bfloat16 (default: the teacher's)."
+    ),
+    seed: int = SEED_OPTION,
+    revision: str | None = REVISION_OPTION,
+    allow_pickle: bool = PICKLE_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
+    json_path: Path | None = JSON_OPTION,
+    quiet: bool = QUIET_OPTION,
+    config: Path | None = CONFIG_OPTION,
+) -> None:
+    """Build a smaller student whose weights are copied from the teacher (layers, width)."""
+    from kdcli.shrink import ShrinkConfig
+    from kdcli.shrink import shrink as run_shrink
+
+    _check_json(json_path)
+    shrink_config = ShrinkConfig(
+        source=source,
+        out=out,
+        layers=layers,
+        num_layers=num_layers,
+        layer_strategy=layer_strategy,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_heads=num_heads,
+        width_strategy=width_strategy,
+        random_init=random_init,
+        dtype=dtype,
+        seed=seed,
+        overwrite=overwrite,
+        revision=revision,
+        allow_pickle=allow_pickle,
+    )
+    with render.progress_bars(not quiet) as progress:
+        result = run_shrink(shrink_config, progress)
+    render.shrink_summary(result)
+    _write_json(json_path, result)
+    render.next_step(
+        f"student written to {result.out}",
+        f"kdcli distill --student {result.out} --data DATA --out {result.out}-kd",
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

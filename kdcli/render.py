@@ -1,0 +1,132 @@
+"""Terminal output for the CLI: Rich progress bars, result tables, hints. Only the CLI uses it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from kdcli.progress import ProgressCallback, ProgressEvent
+
+if TYPE_CHECKING:
+    from kdcli.shrink import ShrinkResult
+
+console = Console(stderr=True)  # progress and tables; stdout stays clean for pipes
+out = Console()
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool = True) -> Iterator[ProgressCallback | None]:
+    """A progress callback that draws one Rich bar per task name."""
+    if not enabled:
+        yield None
+        return
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def update(event: ProgressEvent) -> None:
+        info = "  ".join(f"{k} {_number(v)}" for k, v in event.info.items())
+        if event.task not in tasks:
+            tasks[event.task] = bars.add_task(event.task, total=event.total, info=info)
+        bars.update(tasks[event.task], completed=event.done, total=event.total, info=info)
+
+    with bars:
+        yield update
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def size(num_bytes: int) -> str:
+    value = float(num_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def count(number: int) -> str:
+    if number >= 1_000_000:
+        return f"{number / 1e6:.1f}M"
+    if number >= 1_000:
+        return f"{number / 1e3:.1f}K"
+    return str(number)
+
+
+def ratio(before: float, after: float) -> str:
+    return f"{before / after:.2f}× smaller" if after else "-"
+
+
+def error(message: str) -> None:
+    console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    console.print(f"[yellow]Note:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def next_step(done: str, command: str) -> None:
+    console.print(f"[green]✓[/] {done}", highlight=False, soft_wrap=True)
+    console.print(f"  next: [bold]{command}[/]", highlight=False, soft_wrap=True)
+
+
+def shrink_summary(result: ShrinkResult) -> None:
+    table = Table(title=f"kdcli shrink: {result.source} → {result.out}", title_justify="left")
+    table.add_column("")
+    table.add_column("teacher", justify="right")
+    table.add_column("student", justify="right")
+    table.add_column("change", justify="right")
+    t, s = result.teacher, result.student
+    table.add_row(
+        "parameters",
+        count(result.teacher_params),
+        count(result.student_params),
+        ratio(result.teacher_params, result.student_params),
+    )
+    table.add_row(
+        "size on disk",
+        size(result.teacher_bytes),
+        size(result.student_bytes),
+        ratio(result.teacher_bytes, result.student_bytes),
+    )
+    table.add_row("layers", str(t.layers), str(s.layers), "")
+    table.add_row("hidden size", str(t.hidden), str(s.hidden), "")
+    table.add_row("intermediate size", str(t.intermediate), str(s.intermediate), "")
+    table.add_row("attention heads", str(t.heads), str(s.heads), "")
+    console.print(table)
+    kept = ", ".join(map(str, result.kept_layers))
+    init = "weights copied from the teacher" if result.init == "copy" else "random initialisation"
+    console.print(
+        f"architecture {result.architecture}, head {result.head}, {init}; "
+        f"kept teacher layers [{kept}]; {result.seconds:.1f} s",
+        highlight=False,
+    )
+    for text in result.notes:
+        note(text)

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def make_teacher(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Build (once per session) a tiny random model directory: make_teacher("bert", head=...)."""
+    from factories import make_model_dir
+
+    cache: dict[tuple[Any, ...], Path] = {}
+
+    def build(family: str, **kwargs: Any) -> Path:
+        key = (family, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+        if key not in cache:
+            folder = tmp_path_factory.mktemp(f"teacher-{family}")
+            cache[key] = make_model_dir(folder / "model", family, **kwargs)
+        return cache[key]
+
+    return build
+
+
+@pytest.fixture
+def cli() -> Callable[..., Any]:
+    """Run `kdcli ARGS...` in-process and return click's Result (stdout, stderr, exit_code)."""
+    from typer.testing import CliRunner
+
+    from kdcli.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: Any) -> Any:
+        return runner.invoke(app, [str(a) for a in args])
+
+    return invoke
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary build folders kdcli might have left behind."""
+    return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name or ".old-" in p.name)
