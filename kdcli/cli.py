@@ -8,11 +8,11 @@ Errors: bad input (KdcliError, click usage errors) -> one line on stderr and exi
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -32,6 +32,7 @@ class KdcliGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        _quiet_libraries()
         try:
             code = super().main(
                 args=args,
@@ -41,28 +42,67 @@ class KdcliGroup(TyperGroup):
                 **extra,
             )
             code = code if isinstance(code, int) else 0
-        except click.exceptions.NoArgsIsHelpError as err:
-            click.echo(err.ctx.get_help() if err.ctx else "", err=False)
-            code = 0
-        except click.UsageError as err:
-            command = err.ctx.command_path if err.ctx else "kdcli"
-            render.error(f"{err.format_message()} (see '{command} --help')")
-            code = 2
-        except click.ClickException as err:
-            render.error(err.format_message())
-            code = err.exit_code
+            if code == 130:  # Typer turns Ctrl-C into Exit(130) before it reaches us
+                render.error("interrupted; nothing half-written was left behind")
         except KdcliError as err:
             render.error(str(err))
             code = 2
         except CheckFailedError as err:
             render.error(str(err))
             code = 1
-        except (click.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt:
             render.error("interrupted; nothing half-written was left behind")
             code = 130
+        except Exception as err:
+            code = _click_error(err, list(sys.argv[1:] if args is None else args))
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _kind(err: BaseException, name: str) -> bool:
+    # Typer vendors its own copy of click, so match click's exceptions by class name.
+    return any(cls.__name__ == name for cls in type(err).__mro__)
+
+
+def _click_error(err: Exception, args: list[str]) -> int:
+    """Print click's usage errors as one line; re-raise anything that is not click's."""
+    ctx = getattr(err, "ctx", None)
+    if _kind(err, "NoArgsIsHelpError"):
+        typer.echo(ctx.get_help() if ctx else "")
+        return 0
+    if _kind(err, "Abort"):
+        render.error("interrupted; nothing half-written was left behind")
+        return 130
+    if not _kind(err, "ClickException"):
+        raise err
+    message = err.format_message()  # type: ignore[attr-defined]
+    if _kind(err, "BadParameter"):
+        value = _given_value(getattr(err, "param", None), args)
+        message = message if value is None else f"{message} (got {value!r})"
+    if _kind(err, "UsageError"):
+        command = ctx.command_path if ctx else "kdcli"
+        message = f"{message} (see '{command} --help')"
+    render.error(message)
+    return int(err.exit_code)  # type: ignore[attr-defined]
+
+
+def _given_value(param: Any, args: list[str]) -> str | None:
+    """What the user typed for an option (click's own message does not always say)."""
+    for name in getattr(param, "opts", []):
+        for index, arg in enumerate(args):
+            if arg == name and index + 1 < len(args):
+                return args[index + 1]
+            if arg.startswith(name + "="):
+                return arg[len(name) + 1 :]
+    return None
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal for kdcli's own progress bars and tables (users may override)."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 app = typer.Typer(
@@ -96,7 +136,7 @@ def _root(
 
 
 def _load_config_file(
-    ctx: click.Context, param: click.Parameter, value: Path | None
+    ctx: typer.Context, param: typer.CallbackParam, value: Path | None
 ) -> Path | None:
     """`--config FILE.yaml`: its values become defaults, so explicit flags still win."""
     if value is None:
@@ -149,7 +189,9 @@ def _write_json(path: Path | None, result: Any) -> None:
 
 @app.command()
 def shrink(
-    source: str = typer.Argument(..., help="Teacher: a model directory or a Hugging Face Hub id."),
+    source: str = typer.Argument(
+        ..., metavar="SOURCE", help="Teacher: a model directory or a Hugging Face Hub id."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to write the student to."),
     layers: str | None = typer.Option(
         None, "--layers", help="Teacher layers to keep, e.g. 0,2,4,7,9,11 (DistilBERT's choice)."

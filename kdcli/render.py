@@ -48,13 +48,18 @@ def progress_bars(enabled: bool = True) -> Iterator[ProgressCallback | None]:
     tasks: dict[str, TaskID] = {}
 
     def update(event: ProgressEvent) -> None:
+        if not tasks:
+            bars.start()  # lazily: a command that fails early leaves no empty bar behind
         info = "  ".join(f"{k} {_number(v)}" for k, v in event.info.items())
         if event.task not in tasks:
             tasks[event.task] = bars.add_task(event.task, total=event.total, info=info)
         bars.update(tasks[event.task], completed=event.done, total=event.total, info=info)
 
-    with bars:
+    try:
         yield update
+    finally:
+        if tasks:
+            bars.stop()
 
 
 def _number(value: float) -> str:

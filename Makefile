@@ -1,0 +1,47 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   install kdcli and run finetune -> shrink -> distill -> eval -> export offline
+#   make test   install kdcli with its test tools and run the test suite
+# PYTHON may point at any Python >= 3.10; a virtual environment is made in .venv.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch (installs in seconds); GPU users: see README, "GPU".
+TORCH ?= torch==2.13.0
+
+.PHONY: install install-dev demo test test-slow lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[export,plot]"
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+demo: install
+	PATH="$(abspath $(BIN)):$$PATH" bash examples/tiny_pipeline.sh demo-out
+
+test: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+test-slow: install-dev
+	$(BIN)/python -m pytest -m slow
+
+lint:
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+bench: install-dev
+	$(BIN)/python benchmarks/bench_shrink.py
+
+clean:
+	rm -rf demo-out .pytest_cache .ruff_cache
