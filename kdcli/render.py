@@ -22,6 +22,8 @@ from rich.table import Table
 from kdcli.progress import ProgressCallback, ProgressEvent
 
 if TYPE_CHECKING:
+    from kdcli.evaluate import EvalReport
+    from kdcli.metrics import Change
     from kdcli.shrink import ShrinkResult
 
 console = Console(stderr=True)  # progress and tables; stdout stays clean for pipes
@@ -135,3 +137,75 @@ def shrink_summary(result: ShrinkResult) -> None:
     )
     for text in result.notes:
         note(text)
+
+
+def eval_summary(report: EvalReport) -> None:
+    """The per-language table (languages as rows, models as columns), then the data's notes."""
+    console.print(eval_table(report))
+    for text in report.notes:
+        note(text)
+
+
+def eval_table(report: EvalReport) -> Table:
+    """Accuracy and macro-F1 in %; later models show their change vs the first, coloured:
+    green = no loss, yellow = a loss under 1 point, red = 1 point or more."""
+    from kdcli.report_writers import facts_rows, percent
+
+    models = report.models
+    table = Table(
+        title=f"kdcli eval: {report.split} split of {report.data}",
+        title_justify="left",
+        caption=f"accuracy / macro-F1 in %; changes in points vs {models[0].name}"
+        if len(models) > 1
+        else "accuracy / macro-F1 in %",
+        caption_justify="left",
+    )
+    table.add_column("language")
+    table.add_column("n", justify="right")
+    for result in models:
+        table.add_column(f"{result.name}\naccuracy", justify="right")
+        table.add_column("macro-F1", justify="right")
+    for language in report.language_names:
+        row = [language, str(models[0].languages[language].n)]
+        for result in models:
+            score = result.languages[language]
+            change = result.changes[language] if result.changes else None
+            row += _score_cells(score.accuracy, score.macro_f1, change)
+        table.add_row(*row)
+    table.add_section()
+    average = ["[bold]average[/]", str(models[0].summary.n)]
+    pooled = ["pooled", ""]
+    worst = ["worst", ""]
+    for result in models:
+        s = result.summary
+        cells = _score_cells(s.average_accuracy, s.average_macro_f1, result.average_change)
+        average += [f"[bold]{cell}[/]" for cell in cells]
+        pooled += [percent(s.pooled_accuracy), ""]
+        worst += [f"{s.worst_language} {percent(s.worst_accuracy)}", ""]
+    table.add_row(*average)
+    table.add_row(*pooled)
+    table.add_row(*worst)
+    table.add_section()
+    for label, cells in facts_rows(models):
+        table.add_row(label, "", *[c for cell in cells for c in (cell, "")])
+    return table
+
+
+def _score_cells(accuracy: float, macro_f1: float, change: Change | None) -> list[str]:
+    from kdcli.report_writers import percent, points, retention_text
+
+    if change is None:
+        return [percent(accuracy), percent(macro_f1)]
+    acc_colour = _change_colour(change.accuracy_delta)
+    f1_colour = _change_colour(change.macro_f1_delta)
+    return [
+        f"{percent(accuracy)} [{acc_colour}]{points(change.accuracy_delta)} "
+        f"{retention_text(change.accuracy_retention)}[/]",
+        f"{percent(macro_f1)} [{f1_colour}]{points(change.macro_f1_delta)}[/]",
+    ]
+
+
+def _change_colour(delta: float) -> str:
+    if delta >= -0.0005:  # rounds to +0.0 or better: no loss worth flagging
+        return "green"
+    return "yellow" if delta > -0.01 else "red"
