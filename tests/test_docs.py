@@ -1,0 +1,39 @@
+"""Docs are part of a feature: docs/cli.md documents every option of every command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import typer
+
+from kdcli.cli import app
+
+ROOT = Path(__file__).parent.parent
+COMMANDS = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+
+
+def _section(command: str) -> str:
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    found = re.search(rf"^## kdcli {command}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert found, f"docs/cli.md has no '## kdcli {command}' section"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_option_is_documented(command: str):
+    section = _section(command)
+    for param in COMMANDS[command].params:
+        names = [o for o in param.opts if o.startswith("--")] or [param.name.upper()]
+        if names == ["--help"]:
+            continue
+        assert any(f"`{name}" in section or f" {name}" in section for name in names), (
+            f"docs/cli.md, kdcli {command}: {names[0]} is not documented"
+        )
+
+
+def test_readme_names_the_setup_and_test_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "make demo" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
