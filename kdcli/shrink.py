@@ -1,9 +1,11 @@
 """`kdcli shrink`: a smaller student whose weights are copied from the teacher.
 
 The student keeps a subset of the teacher's layers and, optionally, of its hidden channels, heads
-and feed-forward neurons. Every kept tensor is the teacher's tensor (or its slice), streamed from
-the teacher's checkpoint without building the teacher as a model. `random_init` makes the same
-shape with fresh weights: the "from scratch" baseline of the study behind kdcli.
+and feed-forward neurons, and of its vocabulary (`vocab_from`: only the tokens some data needs).
+Every kept tensor is the teacher's tensor (or its slice), streamed from the teacher's checkpoint;
+only the data-driven strategies (`activation`, `importance`) run the teacher as a model, for
+forward passes over calibration text. `random_init` makes the same shape with fresh weights: the
+"from scratch" baseline of the study behind kdcli.
 """
 
 from __future__ import annotations
@@ -11,19 +13,21 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kdcli.architectures import Architecture, TensorMatcher, TensorPlan, architecture_for, head_kind
+from kdcli.config import parse_csv
 from kdcli.errors import KdcliError
-from kdcli.importance import magnitude_scores
+from kdcli.importance import WidthScores, magnitude_scores
 from kdcli.modelcard import write_model_card
 from kdcli.models import (
     LoadOptions,
     ModelRef,
     content_hash,
     copy_tokenizer_files,
+    load_tokenizer,
     open_checkpoint,
     read_config_dict,
     resolve_model,
@@ -41,11 +45,18 @@ from kdcli.selection import (
     to_ranges,
 )
 from kdcli.slicing import SlicePlan, copy_tensors, plan_tensors, width_plan
-from kdcli.tensor_io import SafetensorsWriter, TensorInfo, write_safetensors
+from kdcli.tensor_io import Checkpoint, SafetensorsWriter, TensorInfo, write_safetensors
+from kdcli.vocab import VocabSelection
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from kdcli.calibration import Calibration
 
 DTYPES = ("float32", "float16", "bfloat16")
-WIDTH_STRATEGIES = ("first", "magnitude")
+WIDTH_STRATEGIES = ("first", "magnitude", "activation")
 WEIGHTS_FILE = "model.safetensors"
+CALIB_SAMPLES = 512
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,12 @@ class ShrinkConfig:
     overwrite: bool = False
     revision: str | None = None
     allow_pickle: bool = False
+    vocab_from: str | None = None
+    vocab_size: int | None = None
+    min_frequency: int | None = None
+    languages: str | Sequence[str] | None = None
+    calib_data: str | None = None
+    calib_samples: int | None = None
 
     def settings(self) -> dict[str, Any]:
         """The settings as provenance stores them: what shaped the student, not where it went."""
@@ -74,7 +91,31 @@ class ShrinkConfig:
         del data["out"], data["overwrite"]
         if self.layers is not None and not isinstance(self.layers, str):
             data["layers"] = list(self.layers)
+        data["languages"] = self.language_list()
         return data
+
+    def language_list(self) -> list[str] | None:
+        return parse_csv(self.languages)  # type: ignore[arg-type]
+
+    def needs_calibration(self) -> bool:
+        return self.width_strategy == "activation" or self.layer_strategy == "importance"
+
+
+@dataclass(frozen=True)
+class VocabReport:
+    """What vocabulary trimming kept, and how the trimmed tokenizer does on the data."""
+
+    tokenizer: str  # the tokenizer model: Unigram, WordPiece or BPE
+    teacher: int  # tokens before
+    student: int  # tokens after
+    used: int  # distinct tokens the teacher's tokenizer produced on the data
+    dropped_used: int  # of those, left out by --vocab-size / --min-frequency
+    fallback: int  # single-character tokens kept so that unseen text still tokenizes
+    texts: int  # texts of the data
+    changed_texts: int  # texts the student's tokenizer segments differently (0 unless capped)
+    held_out_texts: int  # held-out texts (dev split, minus texts also in the data)
+    unk_rate_teacher: float | None  # unknown-token rate on the held-out texts, before
+    unk_rate_student: float | None  # and after trimming
 
 
 @dataclass(frozen=True)
@@ -103,6 +144,11 @@ class ShrinkResult:
     student_bytes: int
     seconds: float
     notes: list[str] = field(default_factory=list)
+    teacher_embedding_params: int = 0  # token embedding rows x width
+    student_embedding_params: int = 0
+    vocab: VocabReport | None = None
+    layer_importance: list[float] | None = None  # per teacher layer (--layer-strategy importance)
+    calibration_samples: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -120,29 +166,40 @@ def shrink(config: ShrinkConfig, progress: ProgressCallback | None = None) -> Sh
     arch = architecture_for(teacher_config, ref.name)
     kind = head_kind(teacher_config, ref.name)
     dims = arch.teacher_dims(teacher_config)
-    layers = _select_layers(config, dims["layers"])
     heads = _select_heads(config, dims)
     hidden = config.hidden_size or dims["hidden"]
     intermediate = config.intermediate_size or dims["intermediate"]
     _check_width(config, teacher_config, dims, arch)
     files = weight_files(ref, config.allow_pickle)
+    calib_texts = _calibration_texts(config) if config.needs_calibration() else None
+    trim = _VocabTrim.load(config, ref) if config.vocab_from else None
 
     with open_checkpoint(ref, config.allow_pickle) as checkpoint:
         infos = checkpoint.infos()
         matcher = TensorMatcher(arch, list(infos))
-        plans, dropped = plan_tensors(matcher, sorted(infos), layers)
         emb_is_hidden = arch.embedding_tied_to_hidden(teacher_config)
+        calibration = None
+        if calib_texts is not None:
+            calibration = _calibrate(
+                config, ref, teacher_config, matcher, infos, arch, calib_texts, progress
+            )
+        layers = _select_layers(config, dims["layers"], calibration)
+        plans, dropped = plan_tensors(matcher, sorted(infos), layers)
         width_changes = (hidden, intermediate, heads.width) != (
             dims["hidden"],
             dims["intermediate"],
             dims["hidden"],
         )
         scores = None
-        if config.width_strategy == "magnitude" and width_changes and not config.random_init:
-            report(progress, "score channels", 0, None)
-            scores = magnitude_scores(checkpoint, plans, emb_is_hidden)
+        if width_changes and not config.random_init:
+            scores = _width_scores(config, checkpoint, plans, emb_is_hidden, calibration, progress)
         slices = width_plan(layers, dims, hidden, heads, intermediate, scores, emb_is_hidden)
+        if trim is not None:
+            trim.select(config, teacher_config, _vocab_rows(plans, infos))
+            slices = replace(slices, vocab=trim.kept)
         student_config = _student_config(teacher_config, arch, kind, slices, heads, intermediate)
+        if trim is not None:
+            _remap_token_ids(student_config, trim.new_ids)
         dtypes = _output_dtypes(plans, infos, config.dtype)
         student_infos = [
             slices.student_info(p, infos[p.teacher_name], dtypes[p.student_name]) for p in plans
@@ -160,9 +217,27 @@ def shrink(config: ShrinkConfig, progress: ProgressCallback | None = None) -> Sh
                 writer = SafetensorsWriter(tmp / WEIGHTS_FILE, student_infos)
                 copy_tensors(checkpoint, plans, slices, writer, dtypes, progress)
                 writer.close()
-            copy_tokenizer_files(ref, tmp)
+            vocab_report = None
+            if trim is None:
+                copy_tokenizer_files(ref, tmp)
+            else:
+                vocab_report = trim.write(ref, tmp, progress)
             result = _result(config, ref, arch, kind, slices, dims, heads, infos, tmp, started)
+            result = replace(
+                result,
+                teacher_embedding_params=_embedding_params(plans, infos),
+                student_embedding_params=_embedding_params(
+                    plans, {i.name: i for i in student_infos}, student=True
+                ),
+                vocab=vocab_report,
+                layer_importance=calibration.layer_importance if calibration else None,
+                calibration_samples=calibration.samples if calibration else None,
+                notes=result.notes + _data_notes(vocab_report),
+            )
             record = _record(config, ref, files, result, slices, dropped, dims, heads)
+            record["vocab"] = trim.provenance(vocab_report) if trim and vocab_report else None
+            if calibration is not None:
+                record["calibration"] = _calibration_record(config, calibration)
             write_provenance(tmp, with_history(record, read_provenance(ref.path)))
             _model_card(tmp, result)
     return _with_out(result, Path(config.out), time.perf_counter() - started)
@@ -176,10 +251,8 @@ def _check_options(config: ShrinkConfig) -> None:
     if config.layer_strategy is not None and config.layer_strategy not in LAYER_STRATEGIES:
         raise KdcliError(
             f"--layer-strategy {config.layer_strategy!r} is unknown: choose one of "
-            f"{', '.join(s for s in LAYER_STRATEGIES if s != 'importance')}"
+            f"{', '.join(LAYER_STRATEGIES)}"
         )
-    if config.layer_strategy == "importance":
-        raise KdcliError("--layer-strategy importance needs --calib-data DATA")
     if config.width_strategy not in WIDTH_STRATEGIES:
         raise KdcliError(
             f"--width-strategy {config.width_strategy!r} is unknown: choose one of "
@@ -191,12 +264,62 @@ def _check_options(config: ShrinkConfig) -> None:
         ("--hidden-size", config.hidden_size),
         ("--intermediate-size", config.intermediate_size),
         ("--num-heads", config.num_heads),
+        ("--vocab-size", config.vocab_size),
+        ("--min-frequency", config.min_frequency),
+        ("--calib-samples", config.calib_samples),
     ):
         if value is not None and value < 1:
             raise KdcliError(f"{option} {value} must be a positive integer")
+    _check_data_options(config)
 
 
-def _select_layers(config: ShrinkConfig, teacher_layers: int) -> list[int]:
+def _check_data_options(config: ShrinkConfig) -> None:
+    """The options that need data: each one's data is given, and no data goes unused."""
+    wants = [
+        option
+        for option, asked in (
+            ("--width-strategy activation", config.width_strategy == "activation"),
+            ("--layer-strategy importance", config.layer_strategy == "importance"),
+        )
+        if asked
+    ]
+    if wants and not config.calib_data:
+        raise KdcliError(
+            f"{' and '.join(wants)} rank(s) the teacher's parts on calibration text: "
+            "add --calib-data DATA (e.g. the training data)"
+        )
+    if wants and config.random_init:
+        raise KdcliError(
+            f"--random-init gives fresh weights, so {wants[0]} has nothing to rank: "
+            "drop one of them"
+        )
+    if config.layer_strategy == "importance" and config.num_layers is None:
+        raise KdcliError("--layer-strategy importance needs --num-layers N (how many to keep)")
+    if config.calib_data and not wants:
+        raise KdcliError(
+            f"--calib-data {config.calib_data} is used only by --width-strategy activation or "
+            "--layer-strategy importance: add one of them or drop --calib-data"
+        )
+    if config.calib_samples is not None and not config.calib_data:
+        raise KdcliError("--calib-samples needs --calib-data DATA: add it or drop --calib-samples")
+    for option, value in (
+        ("--vocab-size", config.vocab_size),
+        ("--min-frequency", config.min_frequency),
+    ):
+        if value is not None and not config.vocab_from:
+            raise KdcliError(f"{option} {value} needs --vocab-from DATA: add it or drop {option}")
+    if config.vocab_size is not None and config.min_frequency is not None:
+        raise KdcliError("--vocab-size and --min-frequency were both given: use one of them")
+    if config.language_list() and not (config.vocab_from or config.calib_data):
+        raise KdcliError(
+            "--languages restricts the data of --vocab-from or --calib-data: add one of them "
+            "or drop --languages"
+        )
+
+
+def _select_layers(
+    config: ShrinkConfig, teacher_layers: int, calibration: Calibration | None
+) -> list[int]:
     if config.layers is not None:
         spec = (
             config.layers if isinstance(config.layers, str) else ",".join(map(str, config.layers))
@@ -204,7 +327,281 @@ def _select_layers(config: ShrinkConfig, teacher_layers: int) -> list[int]:
         return parse_layers(spec, teacher_layers)
     if config.num_layers is None and config.layer_strategy is None:
         return list(range(teacher_layers))
-    return choose_layers(config.layer_strategy or "uniform", config.num_layers, teacher_layers)
+    importance = calibration.layer_importance if calibration else None
+    return choose_layers(
+        config.layer_strategy or "uniform", config.num_layers, teacher_layers, importance or None
+    )
+
+
+def _load_examples(spec: str, languages: list[str] | None, split: str, option: str) -> Any:
+    """One split of a DATA spec; the data layer's errors name the option the user gave."""
+    from kdcli.data import DataConfig, load_split
+
+    try:
+        return load_split(DataConfig(data=spec, languages=languages), split)
+    except KdcliError as err:
+        message = str(err)
+        if message.startswith("--data "):
+            message = option + message[len("--data") :]
+        raise KdcliError(message) from err
+
+
+def _texts(examples: Any, option: str, spec: str, languages: list[str] | None) -> list[str]:
+    texts = [text for text in examples.texts if text and text.strip()]
+    if not texts:
+        where = f" for --languages {','.join(languages)}" if languages else ""
+        raise KdcliError(
+            f"{option} {spec} holds no text{where}: give data whose text column has utterances"
+        )
+    return texts
+
+
+def _calibration_texts(config: ShrinkConfig) -> list[str]:
+    from kdcli.calibration import calibration_texts
+
+    assert config.calib_data is not None
+    languages = config.language_list()
+    examples = _load_examples(config.calib_data, languages, "train", "--calib-data")
+    texts = _texts(examples, "--calib-data", config.calib_data, languages)
+    kept = set(texts)
+    pairs = [(t, lang) for t, lang in zip(examples.texts, examples.languages, strict=True)]
+    pairs = [(t, lang) for t, lang in pairs if t in kept]
+    return calibration_texts(
+        [t for t, _ in pairs],
+        [lang for _, lang in pairs],
+        config.calib_samples or CALIB_SAMPLES,
+        config.seed,
+    )
+
+
+def _calibrate(
+    config: ShrinkConfig,
+    ref: ModelRef,
+    teacher_config: dict[str, Any],
+    matcher: TensorMatcher,
+    infos: dict[str, TensorInfo],
+    arch: Architecture,
+    texts: list[str],
+    progress: ProgressCallback | None,
+) -> Calibration:
+    """Activation statistics of the teacher on the calibration text, for every teacher layer."""
+    from kdcli.calibration import calibrate, hook_points
+
+    teacher_layers = arch.teacher_dims(teacher_config)["layers"]
+    every_layer, _ = plan_tensors(matcher, sorted(infos), list(range(teacher_layers)))
+    points = hook_points(every_layer, matcher, arch.embedding_tied_to_hidden(teacher_config))
+    return calibrate(
+        ref,
+        teacher_config,
+        points,
+        texts,
+        want_width=config.width_strategy == "activation",
+        want_layers=config.layer_strategy == "importance",
+        progress=progress,
+    )
+
+
+def _width_scores(
+    config: ShrinkConfig,
+    checkpoint: Checkpoint,
+    plans: list[TensorPlan],
+    emb_is_hidden: bool,
+    calibration: Calibration | None,
+    progress: ProgressCallback | None,
+) -> WidthScores | None:
+    if config.width_strategy == "magnitude":
+        report(progress, "score channels", 0, None)
+        return magnitude_scores(checkpoint, plans, emb_is_hidden)
+    if config.width_strategy == "activation":
+        assert calibration is not None
+        return calibration.width
+    return None
+
+
+def _calibration_record(config: ShrinkConfig, calibration: Calibration) -> dict[str, Any]:
+    return {
+        "data": config.calib_data,
+        "languages": config.language_list(),
+        "split": "train",
+        "samples": calibration.samples,
+        "tokens": calibration.tokens,
+        "layer_importance": calibration.layer_importance or None,
+    }
+
+
+class _VocabTrim:
+    """Vocabulary trimming inside one shrink: the data, the selection, the tokenizer files."""
+
+    def __init__(
+        self,
+        config: ShrinkConfig,
+        tokenizer: PreTrainedTokenizerBase,
+        texts: list[str],
+        held_out: list[str] | None,
+        fingerprint: str,
+    ) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        self.texts = texts
+        self.held_out = held_out
+        self.fingerprint = fingerprint
+        self.encoded: list[list[int]] = []
+        self.selection: VocabSelection | None = None
+
+    @classmethod
+    def load(cls, config: ShrinkConfig, ref: ModelRef) -> _VocabTrim:
+        from kdcli.vocab import backend_json
+
+        assert config.vocab_from is not None
+        tokenizer = load_tokenizer(ref)
+        backend_json(tokenizer, ref.name)  # a tokenizer without a fast backend fails here, early
+        languages = config.language_list()
+        examples = _load_examples(config.vocab_from, languages, "train", "--vocab-from")
+        texts = _texts(examples, "--vocab-from", config.vocab_from, languages)
+        return cls(config, tokenizer, texts, _held_out(config, set(texts)), examples.fingerprint())
+
+    def select(self, config: ShrinkConfig, teacher_config: dict[str, Any], rows: int) -> None:
+        from kdcli.vocab import encode, select_vocab
+
+        self.encoded = encode(self.tokenizer, self.texts)
+        self.selection = select_vocab(
+            self.tokenizer,
+            self.texts,
+            config.source,
+            vocab_size=config.vocab_size,
+            min_frequency=config.min_frequency,
+            protected=_token_ids(teacher_config).values(),
+            rows=rows,
+            encoded=self.encoded,
+        )
+
+    @property
+    def kept(self) -> list[int]:
+        assert self.selection is not None
+        return self.selection.kept
+
+    @property
+    def new_ids(self) -> dict[int, int]:
+        assert self.selection is not None
+        return self.selection.new_ids
+
+    def write(self, ref: ModelRef, out_dir: Path, progress: ProgressCallback | None) -> VocabReport:
+        """Write the student's tokenizer, then check it on every text of the data."""
+        from kdcli.errors import CheckFailedError
+        from kdcli.vocab import changed_texts, unk_rate, write_tokenizer
+
+        selection = self.selection
+        assert selection is not None
+        write_tokenizer(self.tokenizer, selection, ref.path, out_dir, ref.name)
+        report(progress, "check tokenizer", 0, None)
+        changed = changed_texts(out_dir, self.texts, self.encoded, selection.new_ids)
+        if changed and not selection.dropped_used:
+            raise CheckFailedError(
+                f"{ref.name}: the trimmed {selection.family} tokenizer "
+                f"({type(self.tokenizer).__name__}) segments {len(changed)} of "
+                f"{len(self.texts)} --vocab-from texts differently from the teacher's (first: "
+                f"{self.texts[changed[0]]!r}): this tokenizer cannot be trimmed safely; "
+                "drop --vocab-from"
+            )
+        held = self.held_out or []
+        student_rate = None
+        teacher_rate = None
+        if held:
+            from transformers import AutoTokenizer
+
+            teacher_rate = unk_rate(self.tokenizer, held)
+            student_rate = unk_rate(AutoTokenizer.from_pretrained(out_dir), held)
+        return VocabReport(
+            tokenizer=selection.family,
+            teacher=selection.teacher_size,
+            student=len(selection.kept),
+            used=selection.used,
+            dropped_used=selection.dropped_used,
+            fallback=selection.fallback,
+            texts=len(self.texts),
+            changed_texts=len(changed),
+            held_out_texts=len(held),
+            unk_rate_teacher=teacher_rate,
+            unk_rate_student=student_rate,
+        )
+
+    def provenance(self, result: VocabReport) -> dict[str, Any]:
+        """The vocabulary map (kept teacher ids, as ranges) and the data it came from."""
+        data = asdict(result)
+        data["kept"] = to_ranges(self.kept)
+        data["data"] = {
+            "spec": self.config.vocab_from,
+            "split": "train",
+            "languages": self.config.language_list(),
+            "sha256": self.fingerprint,
+        }
+        data["held_out_split"] = "dev" if result.held_out_texts else None
+        data["vocab_size"] = self.config.vocab_size
+        data["min_frequency"] = self.config.min_frequency
+        return data
+
+
+def _held_out(config: ShrinkConfig, seen: set[str]) -> list[str] | None:
+    """The dev split's texts that are not in the trimming data; None when there is no dev split."""
+    assert config.vocab_from is not None
+    try:
+        examples = _load_examples(config.vocab_from, config.language_list(), "dev", "--vocab-from")
+    except KdcliError:
+        return None
+    return [t for t in examples.texts if t and t.strip() and t not in seen] or None
+
+
+def _token_ids(config: dict[str, Any]) -> dict[str, int]:
+    """The config's special token ids (pad_token_id, bos_token_id, ...)."""
+    return {
+        key: value
+        for key, value in config.items()
+        if key.endswith("_token_id") and isinstance(value, int) and not isinstance(value, bool)
+    }
+
+
+def _remap_token_ids(config: dict[str, Any], new_ids: dict[int, int]) -> None:
+    for key, value in _token_ids(config).items():
+        if value in new_ids:
+            config[key] = new_ids[value]
+
+
+def _vocab_rows(plans: Sequence[TensorPlan], infos: dict[str, TensorInfo]) -> int:
+    """How many token rows the teacher's embedding matrix has."""
+    for plan in plans:
+        if plan.roles and plan.roles[0] == "vocab":
+            return infos[plan.teacher_name].shape[0]
+    raise KdcliError("the teacher has no token embedding matrix kdcli knows: cannot trim it")
+
+
+def _embedding_params(
+    plans: Sequence[TensorPlan], infos: dict[str, TensorInfo], student: bool = False
+) -> int:
+    """Parameters in tensors indexed by token (the token embeddings)."""
+    total = 0
+    for plan in plans:
+        name = plan.student_name if student else plan.teacher_name
+        if "vocab" in plan.roles and name in infos:
+            total += infos[name].numel
+    return total
+
+
+def _data_notes(vocab: VocabReport | None) -> list[str]:
+    if vocab is None:
+        return []
+    notes = []
+    if vocab.dropped_used:
+        notes.append(
+            f"{vocab.dropped_used} of the {vocab.used} tokens seen in the --vocab-from data were "
+            f"left out (--vocab-size / --min-frequency): {vocab.changed_texts} of its "
+            f"{vocab.texts} texts now tokenize differently"
+        )
+    if not vocab.held_out_texts:
+        notes.append(
+            "the --vocab-from data has no held-out dev split: the unknown-token rate of the "
+            "trimmed tokenizer on unseen text was not measured"
+        )
+    return notes
 
 
 def _select_heads(config: ShrinkConfig, dims: dict[str, int]) -> HeadShape:
