@@ -203,7 +203,8 @@ def shrink(
         None,
         "--layer-strategy",
         help="uniform (maximally spaced, first and last kept; the default), first, last, "
-        "every-other (0,2,4,...).",
+        "every-other (0,2,4,...), importance (the layers that change their input most on "
+        "--calib-data).",
     ),
     hidden_size: int | None = typer.Option(
         None, "--hidden-size", help="Student hidden size (default: the teacher's)."
@@ -220,8 +221,39 @@ def shrink(
     width_strategy: str = typer.Option(
         "first",
         "--width-strategy",
-        help="Which channels/heads/neurons to keep: first (first k) or magnitude (largest "
-        "weights).",
+        help="Which channels/heads/neurons to keep: first (first k), magnitude (largest "
+        "weights) or activation (largest mean activation on --calib-data).",
+    ),
+    vocab_from: str | None = typer.Option(
+        None,
+        "--vocab-from",
+        help="Trim the vocabulary to the tokens this DATA's train texts need (massive, a MASSIVE "
+        "folder, a jsonl/csv/parquet file or a hub dataset); its dev split measures unknown "
+        "tokens.",
+    ),
+    vocab_size: int | None = typer.Option(
+        None, "--vocab-size", help="With --vocab-from: keep at most N tokens, most frequent first."
+    ),
+    min_frequency: int | None = typer.Option(
+        None,
+        "--min-frequency",
+        help="With --vocab-from: keep only tokens seen at least K times in DATA.",
+    ),
+    languages: str | None = typer.Option(
+        None,
+        "--languages",
+        help="Use only these languages of --vocab-from / --calib-data, e.g. en-US,de-DE.",
+    ),
+    calib_data: str | None = typer.Option(
+        None,
+        "--calib-data",
+        help="DATA whose train texts rank channels (--width-strategy activation) and layers "
+        "(--layer-strategy importance).",
+    ),
+    calib_samples: int | None = typer.Option(
+        None,
+        "--calib-samples",
+        help="How many --calib-data texts to run, spread evenly over languages (default 512).",
     ),
     random_init: bool = typer.Option(
         False, "--random-init", help="Same student shape, fresh random weights (the baseline)."
@@ -252,6 +284,12 @@ def shrink(
         intermediate_size=intermediate_size,
         num_heads=num_heads,
         width_strategy=width_strategy,
+        vocab_from=vocab_from,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        languages=languages,
+        calib_data=calib_data,
+        calib_samples=calib_samples,
         random_init=random_init,
         dtype=dtype,
         seed=seed,
