@@ -24,7 +24,7 @@ from kdcli.progress import ProgressCallback, ProgressEvent
 if TYPE_CHECKING:
     from kdcli.evaluate import EvalReport
     from kdcli.metrics import Change
-    from kdcli.shrink import ShrinkResult
+    from kdcli.shrink import ShrinkResult, VocabReport
 
 console = Console(stderr=True)  # progress and tables; stdout stays clean for pipes
 out = Console()
@@ -123,6 +123,16 @@ def shrink_summary(result: ShrinkResult) -> None:
         size(result.student_bytes),
         ratio(result.teacher_bytes, result.student_bytes),
     )
+    if result.teacher_params and result.student_params:
+        table.add_row(
+            "in token embeddings",
+            f"{result.teacher_embedding_params / result.teacher_params:.0%}",
+            f"{result.student_embedding_params / result.student_params:.0%}",
+            "",
+        )
+    if result.vocab is not None:
+        v = result.vocab
+        table.add_row("vocabulary", f"{v.teacher:,}", f"{v.student:,}", ratio(v.teacher, v.student))
     table.add_row("layers", str(t.layers), str(s.layers), "")
     table.add_row("hidden size", str(t.hidden), str(s.hidden), "")
     table.add_row("intermediate size", str(t.intermediate), str(s.intermediate), "")
@@ -135,8 +145,33 @@ def shrink_summary(result: ShrinkResult) -> None:
         f"kept teacher layers [{kept}]; {result.seconds:.1f} s",
         highlight=False,
     )
+    if result.vocab is not None:
+        console.print(_vocab_line(result.vocab), highlight=False, soft_wrap=True)
+    if result.layer_importance:
+        scores = ", ".join(f"{i}: {v:.3g}" for i, v in enumerate(result.layer_importance))
+        console.print(
+            f"layer importance (1 − cos between a layer's input and output, "
+            f"{result.calibration_samples} calibration texts): {scores}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for text in result.notes:
         note(text)
+
+
+def _vocab_line(v: VocabReport) -> str:
+    same = v.texts - v.changed_texts
+    line = (
+        f"vocabulary: kept {v.student:,} of {v.teacher:,} {v.tokenizer} tokens ({v.used:,} seen "
+        f"in the data, {v.fallback:,} fallback characters); same tokens on {same:,} of "
+        f"{v.texts:,} data texts"
+    )
+    if v.unk_rate_teacher is not None and v.unk_rate_student is not None:
+        line += (
+            f"; unknown tokens on {v.held_out_texts:,} held-out texts: "
+            f"{v.unk_rate_teacher:.2%} → {v.unk_rate_student:.2%}"
+        )
+    return line
 
 
 def eval_summary(report: EvalReport) -> None:
