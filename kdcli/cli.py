@@ -147,8 +147,11 @@ def _load_config_file(
     params = {p.name: p for p in ctx.command.params if p.name and p.name != param.name}
     check_known(options, set(params), f"--config {value}")
     for name, option in list(options.items()):
-        if isinstance(option, list) and not params[name].multiple:
+        many = params[name].multiple or params[name].nargs == -1  # e.g. `kdcli eval MODEL...`
+        if isinstance(option, list) and not many:
             options[name] = ",".join(str(item) for item in option)
+        elif many and not isinstance(option, list):
+            options[name] = [option]  # `model: teacher/` means one model, not its characters
     ctx.default_map = {**(ctx.default_map or {}), **options}
     return value
 
@@ -305,6 +308,115 @@ def shrink(
         f"student written to {result.out}",
         f"kdcli distill --student {result.out} --data DATA --out {result.out}-kd",
     )
+
+
+@app.command("eval")
+def eval_command(
+    model: list[str] = typer.Argument(
+        ...,
+        metavar="MODEL",
+        help="Models to compare, the first is the reference: model directories, Hub ids, or "
+        "`kdcli export` directories (ONNX fp32 or int8).",
+    ),
+    data: str = typer.Option(
+        ...,
+        "--data",
+        help="massive, a MASSIVE release (tarball or folder), a .jsonl/.csv/.parquet file or "
+        "folder, or a Hub dataset id.",
+    ),
+    split: str = typer.Option("test", "--split", help="train, dev (validation) or test."),
+    languages: str | None = typer.Option(
+        None, "--languages", help="Only these languages, e.g. en-US,de-DE (default: all)."
+    ),
+    text_column: str | None = typer.Option(None, "--text-column", help="Text column of files."),
+    label_column: str | None = typer.Option(None, "--label-column", help="Label column of files."),
+    language_column: str | None = typer.Option(
+        None, "--language-column", help="Language column of files."
+    ),
+    batch_size: int = typer.Option(
+        64, "--batch-size", help="Examples per batch (batches are sorted by length)."
+    ),
+    max_length: int = typer.Option(128, "--max-length", help="Truncate texts to this many tokens."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads for inference (default: the library's choice)."
+    ),
+    speed: bool = typer.Option(
+        False,
+        "--speed",
+        help="Also measure latency (batch 1, median ms) and throughput (batch 32, examples/s).",
+    ),
+    json_path: Path | None = JSON_OPTION,
+    csv_path: Path | None = typer.Option(
+        None, "--csv", help="Also write one row per model and language as CSV."
+    ),
+    markdown_path: Path | None = typer.Option(
+        None, "--markdown", help="Also write the table as Markdown (for papers and PRs)."
+    ),
+    plot_path: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Also draw per-language accuracy bars (.png, .svg or .pdf; needs kdcli[plot]).",
+    ),
+    predictions_path: Path | None = typer.Option(
+        None,
+        "--predictions",
+        help="Also write per-example predictions (.csv or .jsonl): id, language, gold, one "
+        "column per model.",
+    ),
+    allow_pickle: bool = PICKLE_OPTION,
+    quiet: bool = QUIET_OPTION,
+    config: Path | None = CONFIG_OPTION,
+) -> None:
+    """Per-language accuracy and macro-F1 of one or more models, side by side, with deltas."""
+    from kdcli.evaluate import EvalConfig, evaluate
+    from kdcli.report_writers import ReportOutputs, check_outputs, write_outputs
+
+    outputs = ReportOutputs(
+        json=json_path,
+        csv=csv_path,
+        markdown=markdown_path,
+        plot=plot_path,
+        predictions=predictions_path,
+    )
+    check_outputs(outputs)
+    eval_config = EvalConfig(
+        models=model,
+        data=data,
+        split=split,
+        languages=languages,
+        batch_size=batch_size,
+        max_length=max_length,
+        threads=threads,
+        speed=speed,
+        text_column=text_column,
+        label_column=label_column,
+        language_column=language_column,
+        allow_pickle=allow_pickle,
+    )
+    with render.progress_bars(not quiet) as progress:
+        report = evaluate(eval_config, progress)
+    render.eval_summary(report)
+    written = write_outputs(report, outputs)
+    render.next_step(_eval_done(report, written), _eval_next(report))
+
+
+def _eval_done(report: Any, written: list[Path]) -> str:
+    models = len(report.models)
+    done = (
+        f"evaluated {models} model{'s' if models > 1 else ''} on {len(report.gold):,} "
+        f"{report.split} examples in {len(report.language_names)} languages"
+    )
+    return done + (f"; wrote {', '.join(map(str, written))}" if written else "")
+
+
+def _eval_next(report: Any) -> str:
+    """Export the last PyTorch model; when every model is already exported, time them."""
+    pytorch = [m for m in report.models if m.kind == "pytorch"]
+    if pytorch:
+        name = pytorch[-1].path
+        return f"kdcli export {name} --onnx --quantize int8 --out {name.rstrip('/')}-onnx"
+    paths = " ".join(m.path for m in report.models)
+    return f"kdcli eval {paths} --data DATA --speed"
 
 
 def main() -> None:

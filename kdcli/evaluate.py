@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kdcli.config import check_positive, parse_csv
 from kdcli.data import DataConfig, Examples, label_ids, load_split, normalize_split
@@ -27,11 +27,14 @@ from kdcli.metrics import (
     compare_languages,
     score_languages,
 )
+from kdcli.models import TOKENIZER_FILES, LoadOptions, ModelRef, read_config_dict, resolve_model
 from kdcli.progress import ProgressCallback, report
 
+if TYPE_CHECKING:
+    from kdcli.inference import Predictor
+
 SPEED_BATCH = 32  # the throughput batch size the report promises
-SPEED_SAMPLES = 256  # examples timed for throughput (fewer if the split is smaller)
-LATENCY_SAMPLES = 50  # single-example runs whose median is the latency
+LATENCY_TEXTS = 32  # single-text forward passes whose median is the latency
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,6 @@ class EvalConfig:
     text_column: str | None = None
     label_column: str | None = None
     language_column: str | None = None
-    revision: str | None = None
-    data_revision: str | None = None
     allow_pickle: bool = False
 
     def data_config(self) -> DataConfig:
@@ -60,19 +61,20 @@ class EvalConfig:
             text_column=self.text_column,
             label_column=self.label_column,
             language_column=self.language_column,
-            revision=self.data_revision,
         )
 
 
 @dataclass(frozen=True)
 class Speed:
-    """Inference speed on this machine: batch-1 median latency and batch-32 throughput."""
+    """Inference speed on this machine, tokenization excluded: the median latency of one text
+    at a time over `samples` texts, and throughput at `batch_size` (threads None: the runtime's
+    default)."""
 
     latency_ms: float
     throughput: float
     batch_size: int
     samples: int
-    threads: int
+    threads: int | None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -204,25 +206,26 @@ def build_report(examples: Examples, runs: Sequence[ModelRun]) -> EvalReport:
 def unique_names(paths: Sequence[str], kinds: Sequence[str]) -> list[str]:
     """Short column names for the models: the folder name, made unique where two collide.
 
-    Collisions are resolved first by the model kind (the same export dir as fp32 and int8), then
-    by adding parent folders (`run1/student` vs `run2/student`), then by a number.
+    Only colliding names change: first by the model kind (one export dir as fp32 and as int8),
+    then by adding the parent folder (`run1/student` vs `run2/student`), then by their position.
     """
     names = [_short_name(p) for p in paths]
-    if len(set(names)) == len(names):
-        return names
-    with_kind = [
-        f"{n} ({k})" if names.count(n) > 1 else n for n, k in zip(names, kinds, strict=True)
-    ]
-    if len(set(with_kind)) == len(with_kind):
-        return with_kind
-    longer = [_short_name(p, parts=2) if names.count(n) > 1 else n for n, p in zip(names, paths)]
-    if len(set(longer)) == len(longer):
-        return longer
-    return [f"{n} #{i + 1}" for i, n in enumerate(names)]
+    steps = (
+        lambda i: f"{_short_name(paths[i])} ({kinds[i]})",
+        lambda i: _short_name(paths[i], parts=2),
+        lambda i: f"{_short_name(paths[i])} #{i + 1}",
+    )
+    for step in steps:
+        clashing = [i for i, name in enumerate(names) if names.count(name) > 1]
+        if not clashing:
+            break
+        names = [step(i) if i in clashing else name for i, name in enumerate(names)]
+    return names
 
 
 def _short_name(path: str, parts: int = 1) -> str:
-    pieces = [p for p in Path(path).parts if p not in ("/", ".", "")]
+    folder = Path(path).parent if path.endswith(".onnx") else Path(path)  # name the export dir
+    pieces = [p for p in folder.parts if p not in ("/", ".", "")]
     return "/".join(pieces[-parts:]) if pieces else str(path)
 
 
@@ -234,3 +237,187 @@ def check_options(config: EvalConfig) -> None:
     check_positive("--max-length", config.max_length)
     check_positive("--threads", config.threads)
     normalize_split(config.split)
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """What the cheap check of one MODEL found, before any weights are loaded."""
+
+    reference: str
+    kind: str
+    labels: list[str]
+
+
+def evaluate(config: EvalConfig, progress: ProgressCallback | None = None) -> EvalReport:
+    """Score every model of `config` on its split, per language, side by side.
+
+    Everything that can be wrong with the input is found before the first model runs: options,
+    the data (languages, an empty split), each model (kind, tokenizer files, labels the data
+    needs). Models are then loaded one at a time, so only one is in memory.
+    """
+    check_options(config)
+    examples = load_split(config.data_config(), config.split)
+    options = LoadOptions(allow_pickle=config.allow_pickle)
+    checks = [check_model(model, options) for model in config.models]
+    for check in checks:
+        label_ids(examples, {label: i for i, label in enumerate(check.labels)}, check.reference)
+    names = unique_names([c.reference for c in checks], [c.kind for c in checks])
+    runs = [
+        _run_model(check.reference, name, examples, config, options, progress)
+        for check, name in zip(checks, names, strict=True)
+    ]
+    return build_report(examples, runs)
+
+
+def check_model(reference: str, options: LoadOptions | None = None) -> ModelCheck:
+    """Find what MODEL is (PyTorch model or kdcli export) and that kdcli eval can run it,
+    reading only small files (config.json, file names): no weights are loaded."""
+    from kdcli.inference import ONNX_FILE, ONNX_INT8_FILE, import_onnxruntime
+
+    local = Path(reference).expanduser()
+    is_export = local.suffix == ".onnx" or (
+        local.is_dir() and ((local / ONNX_FILE).is_file() or (local / ONNX_INT8_FILE).is_file())
+    )
+    if is_export:
+        import_onnxruntime()  # a clear error now rather than after other models ran
+        folder = local.parent if local.is_file() else local
+        ref = ModelRef(reference, folder)
+        if not (folder / "config.json").is_file():
+            raise KdcliError(
+                f"{reference} has no config.json, so its labels are unknown: copy the source "
+                "model's config.json into it (kdcli export writes one)"
+            )
+        kind = "onnx-int8" if _export_file(local).stem.endswith("quantized") else "onnx"
+    else:
+        if local.is_dir() and not (local / "config.json").is_file():
+            raise KdcliError(
+                f"{reference} is neither a model directory (config.json and weights) nor a kdcli "
+                f"export ({ONNX_FILE}): pass a directory written by save_pretrained or kdcli, or "
+                "a Hub model id"
+            )
+        ref = resolve_model(reference, options)
+        kind = "pytorch"
+    if not any((ref.path / name).is_file() for name in TOKENIZER_FILES):
+        raise KdcliError(
+            f"{reference} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...): copy "
+            "the source model's tokenizer files into it"
+        )
+    return ModelCheck(reference, kind, _labels(ref))
+
+
+def _export_file(path: Path) -> Path:
+    """The .onnx file open_predictor will run for an export: int8 when the folder has one."""
+    from kdcli.inference import ONNX_FILE, ONNX_INT8_FILE
+
+    if path.is_file():
+        return path
+    return path / ONNX_INT8_FILE if (path / ONNX_INT8_FILE).is_file() else path / ONNX_FILE
+
+
+def _labels(ref: ModelRef) -> list[str]:
+    """The model's label names in id order, from config.json; a model without a sequence
+    classification head cannot be evaluated."""
+    from kdcli.architectures import head_kind
+
+    config = read_config_dict(ref)
+    head = head_kind(config, ref.name)
+    if head != "sequence-classification":
+        raise KdcliError(
+            f"{ref.name} is a {head} model: kdcli eval scores sequence classifiers; fine-tune it "
+            "first (kdcli finetune)"
+        )
+    id2label = config.get("id2label") or {}
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]
+
+
+def _run_model(
+    reference: str,
+    name: str,
+    examples: Examples,
+    config: EvalConfig,
+    options: LoadOptions,
+    progress: ProgressCallback | None,
+) -> ModelRun:
+    """Load one model, predict the whole split once (and time it with --speed), release it."""
+    from kdcli.inference import open_predictor
+
+    started = time.perf_counter()
+    task = f"eval {name}"
+    report(progress, task, 0, len(examples))
+    predictor = open_predictor(reference, threads=config.threads, options=options)
+    logits = predictor.logits(
+        examples.texts, batch_size=config.batch_size, max_length=config.max_length
+    )
+    predicted = [predictor.id2label[int(i)] for i in logits.argmax(axis=-1)]
+    report(progress, task, len(examples), len(examples))
+    speed = _measure_speed(predictor, examples, config) if config.speed else None
+    return ModelRun(
+        name=name,
+        path=reference,
+        kind=predictor.kind,
+        predictions=predicted,
+        params=_parameters(predictor),
+        size_bytes=predictor.size_bytes,
+        speed=speed,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _parameters(predictor: Predictor) -> int:
+    if predictor.num_parameters is not None:
+        return int(predictor.num_parameters)
+    return onnx_parameters(predictor.onnx_file)  # type: ignore[attr-defined]
+
+
+def onnx_parameters(onnx_file: Path) -> int:
+    """Weights in an ONNX graph: elements of its floating-point and 8-bit initializers.
+
+    Left out, so the count matches PyTorch's parameters: scalars and integer tensors of other
+    widths (constants, position ids, shapes: buffers in PyTorch) and quantization scales and zero
+    points (an int8 weight counts once, like the float weight it replaces).
+    """
+    import onnx
+
+    weight_types = {
+        onnx.TensorProto.FLOAT,
+        onnx.TensorProto.FLOAT16,
+        onnx.TensorProto.BFLOAT16,
+        onnx.TensorProto.DOUBLE,
+        onnx.TensorProto.INT8,
+        onnx.TensorProto.UINT8,
+    }
+    model = onnx.load(str(onnx_file), load_external_data=False)
+    total = 0
+    for tensor in model.graph.initializer:
+        quantization = tensor.name.endswith(("_scale", "_zero_point"))
+        if tensor.data_type in weight_types and tensor.dims and not quantization:
+            count = 1
+            for dim in tensor.dims:
+                count *= int(dim)
+            total += count
+    return total
+
+
+def _measure_speed(predictor: Predictor, examples: Examples, config: EvalConfig) -> Speed:
+    texts = speed_texts(examples, max(LATENCY_TEXTS, SPEED_BATCH))
+    latency = predictor.latency(
+        texts, batch_size=SPEED_BATCH, max_length=config.max_length, single_texts=LATENCY_TEXTS
+    )
+    return Speed(
+        latency_ms=latency.batch1_ms,
+        throughput=latency.texts_per_s,
+        batch_size=latency.batch_size,
+        samples=min(LATENCY_TEXTS, len(texts)),
+        threads=config.threads,
+    )
+
+
+def speed_texts(examples: Examples, count: int) -> list[str]:
+    """Up to `count` texts taken from every language in turn, so timings see each script."""
+    groups = [list(indices) for indices in examples.by_language().values()]
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < count and any(depth < len(g) for g in groups):
+        chosen += [g[depth] for g in groups if depth < len(g)]
+        depth += 1
+    return [examples.texts[i] for i in chosen[:count]]

@@ -177,6 +177,7 @@ def _vocab_line(v: VocabReport) -> str:
 def eval_summary(report: EvalReport) -> None:
     """The per-language table (languages as rows, models as columns), then the data's notes."""
     console.print(eval_table(report))
+    console.print(eval_facts_table(report))
     for text in report.notes:
         note(text)
 
@@ -184,7 +185,7 @@ def eval_summary(report: EvalReport) -> None:
 def eval_table(report: EvalReport) -> Table:
     """Accuracy and macro-F1 in %; later models show their change vs the first, coloured:
     green = no loss, yellow = a loss under 1 point, red = 1 point or more."""
-    from kdcli.report_writers import facts_rows, percent
+    from kdcli.report_writers import percent
 
     models = report.models
     table = Table(
@@ -195,7 +196,7 @@ def eval_table(report: EvalReport) -> Table:
         else "accuracy / macro-F1 in %",
         caption_justify="left",
     )
-    table.add_column("language")
+    table.add_column("language", no_wrap=True)
     table.add_column("n", justify="right")
     for result in models:
         table.add_column(f"{result.name}\naccuracy", justify="right")
@@ -220,9 +221,19 @@ def eval_table(report: EvalReport) -> Table:
     table.add_row(*average)
     table.add_row(*pooled)
     table.add_row(*worst)
-    table.add_section()
-    for label, cells in facts_rows(models):
-        table.add_row(label, "", *[c for cell in cells for c in (cell, "")])
+    return table
+
+
+def eval_facts_table(report: EvalReport) -> Table:
+    """Per-model facts, models as columns: kind, parameters, size, and speed with --speed."""
+    from kdcli.report_writers import facts_rows
+
+    table = Table()
+    table.add_column("", no_wrap=True)
+    for result in report.models:
+        table.add_column(result.name, justify="right")
+    for label, cells in facts_rows(report.models):
+        table.add_row(label, *cells)
     return table
 
 

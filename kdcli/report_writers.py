@@ -225,6 +225,7 @@ def report_markdown(report: EvalReport) -> str:
         header += [f"{result.name} acc", f"{result.name} F1"]
     rows = [_markdown_language_row(report, lang) for lang in report.language_names]
     rows += _markdown_summary_rows(report)
+    facts_header = ["", *(m.name for m in report.models)]
     lines = [
         f"Split `{report.split}` of `{report.data}`: accuracy and macro-F1 in %; "
         f"for later models, (change in points vs {report.models[0].name}, retention).",
@@ -232,6 +233,10 @@ def report_markdown(report: EvalReport) -> str:
         _md_line(header),
         _md_line(["---", "---:"] + ["---:"] * (2 * len(report.models))),
         *(_md_line(row) for row in rows),
+        "",
+        _md_line(facts_header),
+        _md_line(["---"] + ["---:"] * len(report.models)),
+        *(_md_line([label, *cells]) for label, cells in facts_rows(report.models)),
     ]
     return "\n".join(lines) + "\n"
 
@@ -271,10 +276,7 @@ def _markdown_summary_rows(report: EvalReport) -> list[list[str]]:
         average += [f"**{cell}**" for cell in _average_cells(result)]
         pooled += [percent(s.pooled_accuracy), ""]
         worst += [f"{s.worst_language} {percent(s.worst_accuracy)}", ""]
-    rows = [average, pooled, worst]
-    for label, cells in facts_rows(report.models):
-        rows.append([label, "", *[c for cell in cells for c in (cell, "")]])
-    return rows
+    return [average, pooled, worst]
 
 
 def _average_cells(result: EvalResult) -> list[str]:
@@ -283,26 +285,65 @@ def _average_cells(result: EvalResult) -> list[str]:
 
 
 def facts_rows(models: list[EvalResult]) -> list[tuple[str, list[str]]]:
-    """Per-model facts as (row label, one cell per model): kind, size, and speed if measured."""
+    """Per-model facts as (row label, one cell per model): kind, size, and speed if measured.
+    Later models also show how they compare with the first (2.0x smaller, 3.1x faster)."""
     rows = [
         ("kind", [m.kind for m in models]),
-        ("parameters", [count_text(m.params) for m in models]),
-        ("size on disk", [size_text(m.size_bytes) for m in models]),
+        ("parameters", _compared(models, lambda m: m.params, count_text, "smaller", "larger")),
+        ("size on disk", _compared(models, lambda m: m.size_bytes, size_text, "smaller", "larger")),
     ]
-    if any(m.speed for m in models):
+    timed = [m.speed for m in models if m.speed]
+    if timed:
         rows.append(
             (
                 "latency (batch 1)",
-                [f"{m.speed.latency_ms:.2f} ms" if m.speed else "" for m in models],
+                _compared(
+                    models,
+                    lambda m: m.speed.latency_ms if m.speed else None,
+                    lambda v: f"{v:.2f} ms",
+                    "faster",
+                    "slower",
+                ),
             )
         )
         rows.append(
             (
-                f"throughput (batch {next(m.speed.batch_size for m in models if m.speed)})",
-                [f"{m.speed.throughput:,.0f} ex/s" if m.speed else "" for m in models],
+                f"throughput (batch {timed[0].batch_size})",
+                _compared(
+                    models,
+                    # inverted, so that "smaller is better" holds for the ratio below
+                    lambda m: 1 / m.speed.throughput if m.speed and m.speed.throughput else None,
+                    lambda v: f"{1 / v:,.0f}/s",
+                    "faster",
+                    "slower",
+                ),
             )
         )
     return rows
+
+
+def _compared(
+    models: list[EvalResult],
+    value: Callable[[EvalResult], float | None],
+    text: Callable[[Any], str],
+    better: str,
+    worse: str,
+) -> list[str]:
+    """One cell per model; later models add `(Nx better|worse)` against the first, where a
+    smaller value is better (fewer parameters, fewer bytes, fewer milliseconds)."""
+    reference = value(models[0])
+    cells = []
+    for index, model in enumerate(models):
+        own = value(model)
+        if own is None:
+            cells.append("")
+            continue
+        cell = text(own)
+        if index and reference and own and own != reference:
+            ratio, word = (reference / own, better) if own < reference else (own / reference, worse)
+            cell += f" ({ratio:.1f}x {word})"
+        cells.append(cell)
+    return cells
 
 
 def write_markdown(report: EvalReport, path: Path) -> None:

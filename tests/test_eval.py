@@ -169,8 +169,33 @@ def test_markdown_table_has_languages_as_rows_and_models_as_columns():
     assert lines[3].startswith("| sw-KE | 2 | 50.0 | 33.3 | 100.0 (+50.0, 200.0%) | 100.0 (+66.7)")
     assert "| **average** | 6 | **75.0** |" in text
     assert "| **worst** |  | sw-KE 50.0 |  | en-US 75.0 |  |" in text
-    assert "| size on disk |  | 4.0 MB |  | 600.0 KB |  |" in text
-    assert "| kind |  | pytorch |  | onnx-int8 |  |" in text
+    facts = text.split("\n\n")[-1].splitlines()
+    assert facts == [
+        "|  | teacher | student |",
+        "| --- | ---: | ---: |",
+        "| kind | pytorch | onnx-int8 |",
+        "| parameters | 1.0M | 500.0K (2.0x smaller) |",
+        "| size on disk | 4.0 MB | 600.0 KB (6.7x smaller) |",
+    ]
+
+
+def test_speed_rows_compare_with_the_first_model():
+    from dataclasses import replace
+
+    from kdcli.evaluate import Speed
+    from kdcli.report_writers import facts_rows
+
+    report = small_report()
+    teacher, student = report.models
+    models = [
+        replace(teacher, speed=Speed(10.0, 100.0, 32, 32, None)),
+        replace(student, speed=Speed(2.5, 400.0, 32, 32, 2)),
+    ]
+    rows = dict(facts_rows(models))
+    assert rows["latency (batch 1)"] == ["10.00 ms", "2.50 ms (4.0x faster)"]
+    assert rows["throughput (batch 32)"] == ["100/s", "400/s (4.0x faster)"]
+    slower = [models[1], models[0]]
+    assert dict(facts_rows(slower))["latency (batch 1)"][1] == "10.00 ms (4.0x slower)"
 
 
 def test_predictions_one_column_per_model_csv_and_jsonl():
@@ -274,7 +299,11 @@ def test_unique_names_for_models_that_share_a_folder_name():
         "onnx (onnx-int8)",
     ]
     assert unique_names(["a/model", "b/model", "c"], ["pytorch"] * 3) == ["a/model", "b/model", "c"]
-    assert unique_names(["x/m", "x/m"], ["pytorch", "pytorch"]) == ["m #1", "m #2"]
+    assert unique_names(["t", "x/m", "x/m"], ["pytorch"] * 3) == ["t", "m #2", "m #3"]
+    assert unique_names(["e/model.onnx", "e/model_quantized.onnx"], ["onnx", "onnx-int8"]) == [
+        "e (onnx)",
+        "e (onnx-int8)",
+    ]
     assert unique_names(["xlm-roberta-base"], ["pytorch"]) == ["xlm-roberta-base"]
 
 
@@ -298,3 +327,242 @@ def test_paths_in_json_are_strings(tmp_path):
     data = json.loads(report_json(small_report()))
     assert data["models"][1]["path"] == "runs/student"
     assert Path(data["models"][1]["path"]).name == "student"
+
+
+# --- end to end on tiny models --------------------------------------------------------------------
+
+MINI = Path(__file__).parent / "data" / "massive-mini"
+MINI_LABELS = ("alarm_set", "weather_query", "play_music", "datetime_query", "takeaway_order")
+
+
+def _train_briefly(model_dir: Path, steps: int) -> None:
+    """A few optimizer steps on massive-mini so predictions depend on the text (a random tiny
+    model predicts one class for everything, which would hide ordering bugs)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from kdcli.data import DataConfig, load_split
+
+    train = load_split(DataConfig(str(MINI)), "train")
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    batch = tokenizer(
+        train.texts, padding=True, truncation=True, max_length=32, return_tensors="pt"
+    )
+    labels = torch.tensor([model.config.label2id[label] for label in train.labels])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(steps):
+        pick = torch.randint(0, len(labels), (32,), generator=generator)
+        loss = model(
+            input_ids=batch["input_ids"][pick],
+            attention_mask=batch["attention_mask"][pick],
+            labels=labels[pick],
+        ).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval().save_pretrained(model_dir)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """A tiny XLM-R 'teacher' and a 2-layer 'student', both trained a little on massive-mini."""
+    from factories import make_model_dir
+
+    root = tmp_path_factory.mktemp("eval-models")
+    teacher = make_model_dir(root / "teacher", "xlm-roberta", labels=MINI_LABELS, seed=1)
+    student = make_model_dir(root / "student", "xlm-roberta", labels=MINI_LABELS, seed=2, layers=2)
+    _train_briefly(teacher, 30)
+    _train_briefly(student, 15)
+    return {"teacher": teacher, "student": student}
+
+
+def _reference_predictions(model_dir: Path, texts: list[str]) -> list[str]:
+    """What a user gets from transformers one text at a time: no batching, no padding."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    predicted = []
+    with torch.inference_mode():
+        for text in texts:
+            logits = model(**tokenizer(text, truncation=True, max_length=128, return_tensors="pt"))
+            predicted.append(model.config.id2label[int(logits.logits.argmax())])
+    return predicted
+
+
+def test_evaluate_matches_unbatched_transformers_predictions(models):
+    from kdcli.data import DataConfig, load_split
+    from kdcli.evaluate import EvalConfig, evaluate
+
+    report = evaluate(EvalConfig([str(models["teacher"])], str(MINI), batch_size=7))
+    examples = load_split(DataConfig(str(MINI)), "test")
+    expected = _reference_predictions(models["teacher"], examples.texts)
+    assert len(set(expected)) > 1, "the fixture model should not predict a single class"
+    assert report.models[0].predictions == expected
+    assert report.ids == examples.ids
+    by_hand = sum(p == g for p, g in zip(expected, examples.labels, strict=True)) / len(expected)
+    assert report.models[0].summary.pooled_accuracy == pytest.approx(by_hand)
+
+
+def test_each_model_runs_once_over_the_whole_split(models, monkeypatch):
+    import kdcli.inference
+
+    calls = []
+    real = kdcli.inference.Predictor.logits
+
+    def counted(self, texts, *args, **kwargs):
+        calls.append(len(texts))
+        return real(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(kdcli.inference.Predictor, "logits", counted)
+    from kdcli.evaluate import EvalConfig, evaluate
+
+    evaluate(EvalConfig([str(models["teacher"]), str(models["student"])], str(MINI)))
+    assert calls == [50, 50]  # 5 languages x 10 test examples, one call per model
+
+
+def test_cli_eval_end_to_end_writes_every_file(cli, models, tmp_path):
+    pytest.importorskip("matplotlib")
+    files = {
+        "--json": tmp_path / "report.json",
+        "--csv": tmp_path / "report.csv",
+        "--markdown": tmp_path / "report.md",
+        "--plot": tmp_path / "report.png",
+        "--predictions": tmp_path / "predictions.csv",
+    }
+    args = [option_value for option, path in files.items() for option_value in (option, path)]
+    result = cli(
+        "eval", models["teacher"], models["student"], "--data", MINI, "--speed", "-q", *args
+    )
+    assert result.exit_code == 0, result.stderr
+    for language in ("ar-SA", "de-DE", "en-US", "ja-JP", "ru-RU"):
+        assert language in result.stderr
+    assert "average" in result.stderr and "worst" in result.stderr
+    assert "latency (batch 1)" in result.stderr
+    assert f"kdcli export {models['student']} --onnx" in result.stderr
+    data = json.loads(files["--json"].read_text())
+    assert [m["name"] for m in data["models"]] == ["teacher", "student"]
+    assert data["models"][0]["path"] == str(models["teacher"])
+    assert sum(s["n"] for s in data["models"][1]["languages"].values()) == 50
+    student = data["models"][1]
+    assert student["params"] < data["models"][0]["params"]
+    assert student["speed"]["latency_ms"] > 0 and student["speed"]["throughput"] > 0
+    assert student["speed"]["batch_size"] == 32
+    assert files["--markdown"].read_text().startswith("Split `test`")
+    assert files["--plot"].read_bytes()[:4] == b"\x89PNG"
+    rows = list(csv.DictReader(files["--predictions"].open(encoding="utf-8")))
+    assert len(rows) == 50 and set(rows[0]) >= {"predicted:teacher", "predicted:student"}
+    assert leftovers_of(tmp_path) == []
+
+
+def leftovers_of(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name)
+
+
+def test_languages_option_restricts_the_report(cli, models, tmp_path):
+    out = tmp_path / "r.json"
+    result = cli(
+        "eval", models["student"], "--data", MINI, "--languages", "ja-JP,de-DE", "--json", out
+    )
+    assert result.exit_code == 0, result.stderr
+    assert list(json.loads(out.read_text())["models"][0]["languages"]) == ["de-DE", "ja-JP"]
+
+
+def test_config_file_lists_models_and_flags_win(cli, models, tmp_path):
+    recipe = tmp_path / "eval.yaml"
+    recipe.write_text(
+        f"model: [{models['teacher']}, {models['student']}]\ndata: {MINI}\nlanguages: en-US\n"
+    )
+    out = tmp_path / "r.json"
+    result = cli("eval", "--config", recipe, "--languages", "ru-RU", "--json", out)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert [m["name"] for m in data["models"]] == ["teacher", "student"]
+    assert list(data["models"][0]["languages"]) == ["ru-RU"]
+
+
+@pytest.fixture
+def no_model_runs(monkeypatch):
+    """Bad input must be found before any model is loaded: loading one fails this test."""
+    import kdcli.inference
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the input was checked")
+
+    monkeypatch.setattr(kdcli.inference, "open_predictor", refuse)
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.stderr, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_unknown_language_lists_the_available_ones(cli, models, no_model_runs):
+    line = _one_line_error(cli("eval", models["teacher"], "--data", MINI, "--languages", "xx-XX"))
+    assert "xx-XX" in line and "available: ar-SA, de-DE, en-US, ja-JP, ru-RU" in line
+
+
+def test_empty_split_is_refused(cli, models, tmp_path, no_model_runs):
+    data = tmp_path / "only-train.jsonl"
+    data.write_text(
+        json.dumps({"text": "wake me", "label": "alarm_set", "language": "en", "split": "train"})
+        + "\n"
+    )
+    line = _one_line_error(cli("eval", models["teacher"], "--data", data))
+    assert "test split is empty" in line
+
+
+def test_a_folder_that_is_neither_model_nor_export(cli, models, tmp_path, no_model_runs):
+    folder = tmp_path / "just-a-folder"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello")
+    line = _one_line_error(cli("eval", models["teacher"], folder, "--data", MINI))
+    assert str(folder) in line and "neither a model directory" in line
+
+
+def test_a_missing_path_is_refused(cli, models, tmp_path, no_model_runs):
+    line = _one_line_error(cli("eval", tmp_path / "nope", "--data", MINI))
+    assert "does not exist" in line
+
+
+def test_export_without_tokenizer_files(cli, models, tmp_path, no_model_runs):
+    pytest.importorskip("onnxruntime")
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "model.onnx").write_bytes(b"not used: the check comes first")
+    (export / "config.json").write_text((models["teacher"] / "config.json").read_text())
+    line = _one_line_error(cli("eval", models["teacher"], export, "--data", MINI))
+    assert str(export) in line and "no tokenizer files" in line
+
+
+def test_model_missing_labels_of_the_data(cli, tmp_path, make_teacher, no_model_runs):
+    other = make_teacher("bert")  # labels alarm_set, play_music, weather_query only
+    line = _one_line_error(cli("eval", other, "--data", MINI))
+    assert "does not know the label(s)" in line and "datetime_query" in line
+
+
+def test_unwritable_output_is_refused_before_models_run(cli, models, tmp_path, no_model_runs):
+    line = _one_line_error(
+        cli("eval", models["teacher"], "--data", MINI, "--csv", tmp_path / "no" / "r.csv")
+    )
+    assert "--csv" in line and "does not exist" in line
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--batch-size", "0"), ("--max-length", "-1"), ("--threads", "0")]
+)
+def test_bad_numbers_are_refused(cli, models, option, value, no_model_runs):
+    line = _one_line_error(cli("eval", models["teacher"], "--data", MINI, option, value))
+    assert option in line
+
+
+def test_a_model_without_classification_head(cli, make_teacher, no_model_runs):
+    encoder = make_teacher("xlm-roberta", head="token-classification")
+    line = _one_line_error(cli("eval", encoder, "--data", MINI))
+    assert "token-classification" in line
