@@ -10,13 +10,18 @@ Importing kdcli does not load torch: every module imports its heavy dependencies
 
 from kdcli._version import __version__
 from kdcli.errors import CheckFailedError, KdcliError
+from kdcli.evaluate import EvalConfig, EvalReport, EvalResult, evaluate
 from kdcli.shrink import ShrinkConfig, ShrinkResult, shrink
 
 __all__ = [
     "CheckFailedError",
+    "EvalConfig",
+    "EvalReport",
+    "EvalResult",
     "KdcliError",
     "ShrinkConfig",
     "ShrinkResult",
     "__version__",
+    "evaluate",
     "shrink",
 ]
