@@ -110,7 +110,7 @@ class VocabReport:
     student: int  # tokens after
     used: int  # distinct tokens the teacher's tokenizer produced on the data
     dropped_used: int  # of those, left out by --vocab-size / --min-frequency
-    fallback: int  # single-character tokens kept so that unseen text still tokenizes
+    fallback: int  # single-character tokens kept (unseen in the data) so new text tokenizes
     texts: int  # texts of the data
     changed_texts: int  # texts the student's tokenizer segments differently (0 unless capped)
     held_out_texts: int  # held-out texts (dev split, minus texts also in the data)

@@ -60,7 +60,7 @@ class VocabSelection:
     teacher_size: int
     used: int  # distinct tokens the teacher's tokenizer produced on the data
     dropped_used: int  # of those, how many --vocab-size / --min-frequency left out
-    fallback: int  # single-character tokens kept so unseen text still tokenizes
+    fallback: int  # single-character tokens kept, unseen in the data, so new text still tokenizes
     texts: int
     tokens: int  # tokens produced on the data (special tokens included)
 
@@ -165,19 +165,17 @@ def select_vocab(
     threshold = min_frequency or 1
     used = sorted(counts, key=lambda i: (-counts[i], i))
     wanted = [i for i in used if counts[i] >= threshold]
-    fallback_kept = 0
-    for position, token_id in enumerate([*fallback, *wanted]):
+    for token_id in [*fallback, *wanted]:
         need = closure(token_id) - kept
         if vocab_size is None or len(kept) + len(need) <= vocab_size:
             kept |= need
-            fallback_kept += position < len(fallback) and bool(need)
     return VocabSelection(
         kept=sorted(kept),
         family=model.family,
         teacher_size=size,
         used=len(counts),
         dropped_used=sum(1 for i in counts if i not in kept),
-        fallback=fallback_kept,
+        fallback=sum(1 for i in fallback if i in kept and i not in counts),
         texts=len(encoded),
         tokens=sum(counts.values()),
     )
