@@ -356,46 +356,11 @@ def _run_model(
         path=reference,
         kind=predictor.kind,
         predictions=predicted,
-        params=_parameters(predictor),
+        params=int(predictor.num_parameters or 0),
         size_bytes=predictor.size_bytes,
         speed=speed,
         seconds=time.perf_counter() - started,
     )
-
-
-def _parameters(predictor: Predictor) -> int:
-    if predictor.num_parameters is not None:
-        return int(predictor.num_parameters)
-    return onnx_parameters(predictor.onnx_file)  # type: ignore[attr-defined]
-
-
-def onnx_parameters(onnx_file: Path) -> int:
-    """Weights in an ONNX graph: elements of its floating-point and 8-bit initializers.
-
-    Left out, so the count matches PyTorch's parameters: scalars and integer tensors of other
-    widths (constants, position ids, shapes: buffers in PyTorch) and quantization scales and zero
-    points (an int8 weight counts once, like the float weight it replaces).
-    """
-    import onnx
-
-    weight_types = {
-        onnx.TensorProto.FLOAT,
-        onnx.TensorProto.FLOAT16,
-        onnx.TensorProto.BFLOAT16,
-        onnx.TensorProto.DOUBLE,
-        onnx.TensorProto.INT8,
-        onnx.TensorProto.UINT8,
-    }
-    model = onnx.load(str(onnx_file), load_external_data=False)
-    total = 0
-    for tensor in model.graph.initializer:
-        quantization = tensor.name.endswith(("_scale", "_zero_point"))
-        if tensor.data_type in weight_types and tensor.dims and not quantization:
-            count = 1
-            for dim in tensor.dims:
-                count *= int(dim)
-            total += count
-    return total
 
 
 def _measure_speed(predictor: Predictor, examples: Examples, config: EvalConfig) -> Speed:

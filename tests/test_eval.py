@@ -566,3 +566,28 @@ def test_a_model_without_classification_head(cli, make_teacher, no_model_runs):
     encoder = make_teacher("xlm-roberta", head="token-classification")
     line = _one_line_error(cli("eval", encoder, "--data", MINI))
     assert "token-classification" in line
+
+
+def test_one_table_holds_pytorch_and_its_onnx_exports(cli, models, tmp_path):
+    """The student, its export dir (int8 picked when present) and its fp32 file, side by side."""
+    pytest.importorskip("onnxruntime")
+    from kdcli.export import ExportConfig, export
+
+    exported = tmp_path / "student-onnx"
+    export(ExportConfig(str(models["student"]), exported, quantize="int8", latency=False))
+    out = tmp_path / "r.json"
+    result = cli(
+        "eval", models["student"], exported, exported / "model.onnx", "--data", MINI, "--json", out
+    )
+    assert result.exit_code == 0, result.stderr
+    torch_result, int8, fp32 = json.loads(out.read_text())["models"]
+    assert [m["kind"] for m in (torch_result, int8, fp32)] == ["pytorch", "onnx-int8", "onnx"]
+    assert [m["name"] for m in (int8, fp32)] == ["student-onnx (onnx-int8)", "student-onnx (onnx)"]
+    # fp32 ONNX is the same function: the same scores, and the same parameter count (int8
+    # adds its per-channel scales and zero points)
+    assert fp32["languages"] == torch_result["languages"]
+    assert fp32["params"] == torch_result["params"]
+    assert torch_result["params"] <= int8["params"] < 1.05 * torch_result["params"]
+    assert int8["size_bytes"] < fp32["size_bytes"]
+    assert sum(s["n"] for s in int8["languages"].values()) == 50
+    assert "kdcli export" in result.stderr  # the PyTorch student can still be exported
