@@ -1,7 +1,8 @@
 """How important each hidden channel, attention channel and feed-forward neuron is.
 
-Scores feed `--width-strategy magnitude` (from weights alone, no data) and can come from any other
-source with the same shape (activations on calibration text). Higher means keep.
+Scores feed `--width-strategy magnitude` (from weights alone, no data) and `--width-strategy
+activation` (mean activation magnitudes on calibration text, computed in `calibration`): both are
+`WidthScores`, and `slicing.width_plan` turns either into kept indices. Higher means keep.
 """
 
 from __future__ import annotations

@@ -362,15 +362,9 @@ def _calibration_texts(config: ShrinkConfig) -> list[str]:
     assert config.calib_data is not None
     languages = config.language_list()
     examples = _load_examples(config.calib_data, languages, "train", "--calib-data")
-    texts = _texts(examples, "--calib-data", config.calib_data, languages)
-    kept = set(texts)
-    pairs = [(t, lang) for t, lang in zip(examples.texts, examples.languages, strict=True)]
-    pairs = [(t, lang) for t, lang in pairs if t in kept]
+    _texts(examples, "--calib-data", config.calib_data, languages)  # refuses data with no text
     return calibration_texts(
-        [t for t, _ in pairs],
-        [lang for _, lang in pairs],
-        config.calib_samples or CALIB_SAMPLES,
-        config.seed,
+        examples.texts, examples.languages, config.calib_samples or CALIB_SAMPLES, config.seed
     )
 
 
@@ -842,6 +836,14 @@ def _model_card(out_dir: Path, result: ShrinkResult) -> None:
         ("parameters", f"{result.student_params:,} (teacher {result.teacher_params:,})"),
         ("initialisation", result.init),
     ]
+    if result.vocab is not None:
+        facts.append(
+            (
+                "vocabulary",
+                f"{result.vocab.student:,} of the teacher's {result.vocab.teacher:,} tokens "
+                "(trimmed to the data in kdcli.json)",
+            )
+        )
     write_model_card(out_dir, f"kdcli student of {result.source}", summary, facts, result.source)
 
 
