@@ -9,19 +9,31 @@ Importing kdcli does not load torch: every module imports its heavy dependencies
 """
 
 from kdcli._version import __version__
+from kdcli.data import DataConfig
+from kdcli.distill import DistillConfig, DistillResult, distill
 from kdcli.errors import CheckFailedError, KdcliError
 from kdcli.evaluate import EvalConfig, EvalReport, EvalResult, evaluate
+from kdcli.finetune import FinetuneConfig, FinetuneResult, finetune
 from kdcli.shrink import ShrinkConfig, ShrinkResult, shrink
+from kdcli.train import TrainConfig
 
 __all__ = [
     "CheckFailedError",
+    "DataConfig",
+    "DistillConfig",
+    "DistillResult",
     "EvalConfig",
     "EvalReport",
     "EvalResult",
+    "FinetuneConfig",
+    "FinetuneResult",
     "KdcliError",
     "ShrinkConfig",
     "ShrinkResult",
+    "TrainConfig",
     "__version__",
+    "distill",
     "evaluate",
+    "finetune",
     "shrink",
 ]

@@ -419,6 +419,359 @@ def _eval_next(report: Any) -> str:
     return f"kdcli eval {paths} --data DATA --speed"
 
 
+# --- finetune and distill: the options they share ---------------------------------------------
+
+DATA_OPTION = typer.Option(
+    ...,
+    "--data",
+    help="massive (Amazon MASSIVE from the Hub), a MASSIVE release (tarball or folder), a "
+    ".jsonl/.csv/.parquet file or folder, or a Hub dataset id.",
+)
+LANGUAGES_OPTION = typer.Option(
+    None, "--languages", help="Only these languages, e.g. en-US,de-DE (default: all)."
+)
+TRAIN_LANGUAGES_OPTION = typer.Option(
+    None,
+    "--train-languages",
+    help="Train on these languages only, evaluate on all (zero-shot transfer), e.g. en-US.",
+)
+SAMPLES_OPTION = typer.Option(
+    None,
+    "--samples-per-language",
+    help="At most N training examples per language, drawn with --seed (low-resource setting).",
+)
+TEXT_COLUMN_OPTION = typer.Option(None, "--text-column", help="Text column of files.")
+LABEL_COLUMN_OPTION = typer.Option(None, "--label-column", help="Label column of files.")
+LANGUAGE_COLUMN_OPTION = typer.Option(None, "--language-column", help="Language column of files.")
+DATA_REVISION_OPTION = typer.Option(
+    None, "--data-revision", help="Hub revision of the dataset (branch, tag or commit)."
+)
+EPOCHS_OPTION = typer.Option(3, "--epochs", help="Passes over the training data.")
+MAX_STEPS_OPTION = typer.Option(
+    None, "--max-steps", help="Stop after this many optimizer steps (overrides --epochs)."
+)
+LR_OPTION = typer.Option(5e-5, "--lr", help="Peak learning rate of AdamW (the study: 5e-5).")
+TRAIN_BATCH_OPTION = typer.Option(
+    32, "--batch-size", help="Training examples per batch and process (the study: 32)."
+)
+GRAD_ACCUM_OPTION = typer.Option(
+    1, "--grad-accum", help="Accumulate gradients over N batches per optimizer step."
+)
+TRAIN_MAX_LENGTH_OPTION = typer.Option(
+    128, "--max-length", help="Truncate texts to this many tokens."
+)
+WARMUP_OPTION = typer.Option(
+    0.0, "--warmup-ratio", help="Share of the steps for linear warmup; then linear decay to 0."
+)
+WEIGHT_DECAY_OPTION = typer.Option(
+    0.01, "--weight-decay", help="AdamW weight decay (not applied to biases and norms)."
+)
+EVAL_BATCH_OPTION = typer.Option(
+    64, "--eval-batch-size", help="Examples per batch for dev evaluation and the teacher."
+)
+BF16_OPTION = typer.Option(False, "--bf16", help="Compute in bfloat16 (autocast) for speed.")
+SAVE_STEPS_OPTION = typer.Option(
+    500,
+    "--save-steps",
+    help="Checkpoint every N optimizer steps (and at every epoch end); 0: epoch ends only.",
+)
+LOG_STEPS_OPTION = typer.Option(
+    10, "--log-steps", help="Write the mean training loss to metrics.jsonl every N steps."
+)
+PATIENCE_OPTION = typer.Option(
+    None, "--patience", help="Stop after N epochs without a better dev accuracy."
+)
+REPORT_TO_OPTION = typer.Option(
+    "none", "--report-to", help="none, or tensorboard (needs kdcli[tensorboard])."
+)
+RESUME_OPTION = typer.Option(
+    False,
+    "--resume",
+    help="Continue the interrupted run of the same command from its last checkpoint "
+    "(in OUT.checkpoints).",
+)
+
+
+def _is_main_process() -> bool:
+    """Under `accelerate launch` / torchrun only rank 0 draws progress and tables."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _train_data_config(
+    data: str,
+    languages: str | None,
+    train_languages: str | None,
+    samples_per_language: int | None,
+    text_column: str | None,
+    label_column: str | None,
+    language_column: str | None,
+    data_revision: str | None,
+    seed: int,
+) -> Any:
+    from kdcli.config import parse_csv
+    from kdcli.data import DataConfig
+
+    return DataConfig(
+        data=data,
+        languages=parse_csv(languages),
+        train_languages=parse_csv(train_languages),
+        samples_per_language=samples_per_language,
+        text_column=text_column,
+        label_column=label_column,
+        language_column=language_column,
+        revision=data_revision,
+        seed=seed,
+    )
+
+
+def _run_training(run: Any, config: Any, quiet: bool) -> Any:
+    """Call the library with progress bars; Ctrl-C says where its checkpoint went."""
+    from kdcli.train import TrainingInterrupted
+
+    try:
+        with render.progress_bars(not quiet and _is_main_process()) as progress:
+            return run(config, progress)
+    except TrainingInterrupted as err:
+        render.note(str(err))
+        raise
+
+
+@app.command()
+def finetune(
+    model: str = typer.Argument(
+        ...,
+        metavar="MODEL",
+        help="Pretrained encoder (or classifier) to fine-tune: a model directory or a Hub id.",
+    ),
+    data: str = DATA_OPTION,
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to write the classifier to."),
+    languages: str | None = LANGUAGES_OPTION,
+    train_languages: str | None = TRAIN_LANGUAGES_OPTION,
+    samples_per_language: int | None = SAMPLES_OPTION,
+    text_column: str | None = TEXT_COLUMN_OPTION,
+    label_column: str | None = LABEL_COLUMN_OPTION,
+    language_column: str | None = LANGUAGE_COLUMN_OPTION,
+    data_revision: str | None = DATA_REVISION_OPTION,
+    epochs: int = EPOCHS_OPTION,
+    max_steps: int | None = MAX_STEPS_OPTION,
+    lr: float = LR_OPTION,
+    batch_size: int = TRAIN_BATCH_OPTION,
+    grad_accum: int = GRAD_ACCUM_OPTION,
+    max_length: int = TRAIN_MAX_LENGTH_OPTION,
+    warmup_ratio: float = WARMUP_OPTION,
+    weight_decay: float = WEIGHT_DECAY_OPTION,
+    eval_batch_size: int = EVAL_BATCH_OPTION,
+    bf16: bool = BF16_OPTION,
+    save_steps: int = SAVE_STEPS_OPTION,
+    log_steps: int = LOG_STEPS_OPTION,
+    patience: int | None = PATIENCE_OPTION,
+    report_to: str = REPORT_TO_OPTION,
+    resume: bool = RESUME_OPTION,
+    seed: int = SEED_OPTION,
+    revision: str | None = REVISION_OPTION,
+    allow_pickle: bool = PICKLE_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
+    json_path: Path | None = JSON_OPTION,
+    quiet: bool = QUIET_OPTION,
+    config: Path | None = CONFIG_OPTION,
+) -> None:
+    """Fine-tune MODEL into a classifier for the data's labels (cross-entropy): the teacher."""
+    from kdcli.finetune import FinetuneConfig
+    from kdcli.finetune import finetune as run_finetune
+    from kdcli.train import TrainConfig
+
+    _check_json(json_path)
+    finetune_config = FinetuneConfig(
+        model=model,
+        data=_train_data_config(
+            data,
+            languages,
+            train_languages,
+            samples_per_language,
+            text_column,
+            label_column,
+            language_column,
+            data_revision,
+            seed,
+        ),
+        out=out,
+        train=TrainConfig(
+            epochs=epochs,
+            max_steps=max_steps,
+            lr=lr,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            max_length=max_length,
+            warmup_ratio=warmup_ratio,
+            weight_decay=weight_decay,
+            eval_batch_size=eval_batch_size,
+            bf16=bf16,
+            save_steps=save_steps,
+            log_steps=log_steps,
+            patience=patience,
+            seed=seed,
+            report_to=report_to,
+        ),
+        revision=revision,
+        allow_pickle=allow_pickle,
+        overwrite=overwrite,
+        resume=resume,
+    )
+    result = _run_training(run_finetune, finetune_config, quiet)
+    if not _is_main_process():
+        return
+    render.finetune_summary(result)
+    _write_json(json_path, result)
+    half = max(1, result.num_layers // 2)
+    render.next_step(
+        f"classifier written to {result.out}",
+        f"kdcli shrink {result.out} --num-layers {half} --out {result.out}-student",
+    )
+
+
+@app.command()
+def distill(
+    student: str = typer.Option(
+        ...,
+        "--student",
+        help="The student: a kdcli shrink output, any classifier with the teacher's labels, or "
+        "a bare encoder (it gets a head with the teacher's labels).",
+    ),
+    data: str = DATA_OPTION,
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to write the student to."),
+    teacher: str | None = typer.Option(
+        None,
+        "--teacher",
+        help="The fine-tuned teacher (default: the one named in the student's kdcli.json).",
+    ),
+    kd_loss: str = typer.Option(
+        "mse",
+        "--kd-loss",
+        help="mse: mean squared error between logits (the study's choice); kl: KL divergence "
+        "of temperature-softened outputs, times T².",
+    ),
+    alpha: float | None = typer.Option(
+        None,
+        "--alpha",
+        help="Weight of the distillation loss; 1 - alpha goes to cross-entropy on the gold "
+        "labels (default 0.5).",
+    ),
+    temperature: float | None = typer.Option(
+        None, "--temperature", help="Softmax temperature of --kd-loss kl (default 2.0)."
+    ),
+    no_kd: bool = typer.Option(
+        False,
+        "--no-kd",
+        help="No teacher: plain fine-tuning of the student (the study's no-KD baseline).",
+    ),
+    hidden_loss_weight: float = typer.Option(
+        0.0,
+        "--hidden-loss-weight",
+        help="Add this times the MSE between student and teacher hidden states (student layer i "
+        "vs the teacher layer it was copied from; a learned projection when widths differ).",
+    ),
+    cache_dir: Path | None = typer.Option(
+        None,
+        "--cache-dir",
+        help="Where teacher outputs are cached (default: $KDCLI_CACHE or ~/.cache/kdcli).",
+    ),
+    languages: str | None = LANGUAGES_OPTION,
+    train_languages: str | None = TRAIN_LANGUAGES_OPTION,
+    samples_per_language: int | None = SAMPLES_OPTION,
+    text_column: str | None = TEXT_COLUMN_OPTION,
+    label_column: str | None = LABEL_COLUMN_OPTION,
+    language_column: str | None = LANGUAGE_COLUMN_OPTION,
+    data_revision: str | None = DATA_REVISION_OPTION,
+    epochs: int = EPOCHS_OPTION,
+    max_steps: int | None = MAX_STEPS_OPTION,
+    lr: float = LR_OPTION,
+    batch_size: int = TRAIN_BATCH_OPTION,
+    grad_accum: int = GRAD_ACCUM_OPTION,
+    max_length: int = TRAIN_MAX_LENGTH_OPTION,
+    warmup_ratio: float = WARMUP_OPTION,
+    weight_decay: float = WEIGHT_DECAY_OPTION,
+    eval_batch_size: int = EVAL_BATCH_OPTION,
+    bf16: bool = BF16_OPTION,
+    save_steps: int = SAVE_STEPS_OPTION,
+    log_steps: int = LOG_STEPS_OPTION,
+    patience: int | None = PATIENCE_OPTION,
+    report_to: str = REPORT_TO_OPTION,
+    resume: bool = RESUME_OPTION,
+    seed: int = SEED_OPTION,
+    teacher_revision: str | None = typer.Option(
+        None, "--teacher-revision", help="Hub revision of the teacher."
+    ),
+    student_revision: str | None = typer.Option(
+        None, "--student-revision", help="Hub revision of the student."
+    ),
+    allow_pickle: bool = PICKLE_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
+    json_path: Path | None = JSON_OPTION,
+    quiet: bool = QUIET_OPTION,
+    config: Path | None = CONFIG_OPTION,
+) -> None:
+    """Train a student to match a fine-tuned teacher's logits (and the gold labels)."""
+    from kdcli.distill import DistillConfig
+    from kdcli.distill import distill as run_distill
+    from kdcli.train import TrainConfig
+
+    _check_json(json_path)
+    distill_config = DistillConfig(
+        student=student,
+        data=_train_data_config(
+            data,
+            languages,
+            train_languages,
+            samples_per_language,
+            text_column,
+            label_column,
+            language_column,
+            data_revision,
+            seed,
+        ),
+        out=out,
+        teacher=teacher,
+        kd_loss=kd_loss,
+        alpha=alpha,
+        temperature=temperature,
+        no_kd=no_kd,
+        hidden_loss_weight=hidden_loss_weight,
+        cache_dir=cache_dir,
+        train=TrainConfig(
+            epochs=epochs,
+            max_steps=max_steps,
+            lr=lr,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            max_length=max_length,
+            warmup_ratio=warmup_ratio,
+            weight_decay=weight_decay,
+            eval_batch_size=eval_batch_size,
+            bf16=bf16,
+            save_steps=save_steps,
+            log_steps=log_steps,
+            patience=patience,
+            seed=seed,
+            report_to=report_to,
+        ),
+        teacher_revision=teacher_revision,
+        student_revision=student_revision,
+        allow_pickle=allow_pickle,
+        overwrite=overwrite,
+        resume=resume,
+    )
+    result = _run_training(run_distill, distill_config, quiet)
+    if not _is_main_process():
+        return
+    render.distill_summary(result)
+    _write_json(json_path, result)
+    models = f"{result.teacher} {result.out}" if result.teacher else str(result.out)
+    render.next_step(
+        f"student written to {result.out}",
+        f"kdcli eval {models} --data {data} --split test",
+    )
+
+
 def main() -> None:
     app()
 

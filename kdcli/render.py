@@ -22,9 +22,12 @@ from rich.table import Table
 from kdcli.progress import ProgressCallback, ProgressEvent
 
 if TYPE_CHECKING:
+    from kdcli.distill import DistillResult
     from kdcli.evaluate import EvalReport
+    from kdcli.finetune import FinetuneResult
     from kdcli.metrics import Change
     from kdcli.shrink import ShrinkResult, VocabReport
+    from kdcli.trainjob import TrainSummary
 
 console = Console(stderr=True)  # progress and tables; stdout stays clean for pipes
 out = Console()
@@ -255,3 +258,47 @@ def _change_colour(delta: float) -> str:
     if delta >= -0.0005:  # rounds to +0.0 or better: no loss worth flagging
         return "green"
     return "yellow" if delta > -0.01 else "red"
+
+
+def finetune_summary(result: FinetuneResult) -> None:
+    _training_summary(f"kdcli finetune: {result.model} → {result.out}", result.training)
+    for text in result.notes:
+        note(text)
+
+
+def distill_summary(result: DistillResult) -> None:
+    title = f"kdcli distill: {result.teacher or '(no teacher)'} → {result.student} → {result.out}"
+    _training_summary(title, result.training)
+    if result.kd_loss is None:
+        loss = "no distillation (cross-entropy on the labels only)"
+    else:
+        loss = f"{result.kd_loss} on logits, alpha {result.alpha:g}"
+        if result.temperature is not None:
+            loss += f", temperature {result.temperature:g}"
+        if result.hidden_loss_weight:
+            loss += f", hidden states × {result.hidden_loss_weight:g}"
+        loss += f"; teacher outputs: cache {result.teacher_cache} ({result.teacher_seconds:.1f} s)"
+    console.print(loss, highlight=False)
+    for text in result.notes:
+        note(text)
+
+
+def _training_summary(title: str, summary: TrainSummary) -> None:
+    """Per-language dev accuracy of the kept (best) epoch, then the run in one line."""
+    console.print(f"[bold]{title}[/]", highlight=False, soft_wrap=True)
+    table = Table()
+    table.add_column("language")
+    table.add_column("dev accuracy", justify="right")
+    for language, accuracy in summary.dev_per_language.items():
+        table.add_row(language, f"{accuracy:.4f}")
+    table.add_row("[bold]all[/]", f"[bold]{summary.dev_accuracy:.4f}[/]")
+    console.print(table)
+    stopped = ", stopped early" if summary.stopped_early else ""
+    resumed = f", resumed at step {summary.resumed_from}" if summary.resumed_from else ""
+    console.print(
+        f"{summary.train_examples:,} training examples, {len(summary.languages)} languages, "
+        f"{summary.labels} labels; {summary.steps} steps in {summary.epochs} epochs{stopped}"
+        f"{resumed}; kept epoch {summary.best_epoch} (best dev accuracy); "
+        f"{summary.samples_per_s:,.0f} samples/s, {summary.seconds:.1f} s",
+        highlight=False,
+    )
