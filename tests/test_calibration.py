@@ -64,7 +64,7 @@ def test_every_family_yields_a_score_per_channel_and_per_layer(family, make_teac
 def test_padding_is_left_out_of_the_statistics(make_teacher):
     """Batched (padded) calibration equals one-text-at-a-time, weighted by token counts."""
     teacher = make_teacher("bert")
-    texts = CORPUS[:9]  # lengths differ, so the batch pads
+    texts = [CORPUS[0], CORPUS[8], CORPUS[12], CORPUS[17]]  # lengths differ: the batch pads
     batched = _calibrate(teacher, texts)
     singles = [_calibrate(teacher, [t]) for t in texts]
     total = sum(s.tokens for s in singles)
@@ -113,6 +113,7 @@ def test_importance_drops_the_layer_that_does_nothing(make_teacher, tmp_path):
             num_layers=3,
             layer_strategy="importance",
             calib_data=MINI,
+            calib_samples=50,
         )
     )
     assert result.layer_importance is not None and abs(result.layer_importance[2]) < 1e-12
@@ -122,7 +123,7 @@ def test_importance_drops_the_layer_that_does_nothing(make_teacher, tmp_path):
     assert uniform.kept_layers == [0, 2, 3]  # the fixed rule would have kept the dead layer
     record = json.loads((tmp_path / "s" / "kdcli.json").read_text())
     assert record["calibration"]["layer_importance"] == result.layer_importance
-    assert record["calibration"]["data"] == MINI and record["calibration"]["samples"] == 200
+    assert record["calibration"]["data"] == MINI and record["calibration"]["samples"] == 50
 
 
 def test_activation_drops_dead_neurons_that_magnitude_would_keep(make_teacher, tmp_path):
@@ -261,11 +262,13 @@ def _student_accuracy(teacher: Path, out: Path, strategy: str, labels: list[str]
     return _accuracy(out, labels, "train")
 
 
+@pytest.mark.slow  # trains a model for 1,000 steps: ~15 s alone, much more on a busy machine
 def test_activation_keeps_accuracy_better_than_first_k_on_a_trained_model(tmp_path):
     teacher, labels = _train_teacher(tmp_path / "teacher", seed=1)
     orders = [teacher] + [_permute_neurons(teacher, tmp_path / f"p{i}", i) for i in (1, 2)]
     teacher_accuracy = _accuracy(teacher, labels, "train")
-    assert _accuracy(orders[1], labels, "train") == teacher_accuracy  # same function
+    texts = CORPUS[:8]
+    assert torch.allclose(_logits(orders[1], texts), _logits(teacher, texts), atol=1e-5)
     first = [
         _student_accuracy(t, tmp_path / f"first{i}", "first", labels) for i, t in enumerate(orders)
     ]
@@ -302,12 +305,12 @@ def test_progress_is_reported_and_outputs_are_reproducible(make_teacher, tmp_pat
                 hidden_size=16,
                 width_strategy="activation",
                 calib_data=MINI,
-                calib_samples=40,
+                calib_samples=20,
             ),
             progress=events.append,
         )
     steps = [e for e in events if e.task == "calibrate"]
-    assert steps and steps[-1].done == steps[-1].total == 40
+    assert steps and steps[-1].done == steps[-1].total == 20
     digests = [
         {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / n).iterdir()}
         for n in ("a", "b")
