@@ -1,0 +1,220 @@
+"""kdcli.inference: one way to run a PyTorch model dir or a kdcli export on texts."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from factories import CORPUS
+
+from kdcli.errors import KdcliError
+from kdcli.export import ExportConfig, export
+from kdcli.inference import (
+    ONNX_FILE,
+    ONNX_INT8_FILE,
+    encode_batches,
+    import_onnxruntime,
+    onnx_parameters,
+    onnx_size,
+    open_predictor,
+)
+
+transformers.utils.logging.disable_progress_bar()
+
+TEXTS = [
+    "wake me up at seven",
+    "明日の朝七時に起こして",
+    "what is the weather like in paris today and tomorrow and the day after",
+    "play jazz",
+    "какая погода в москве сегодня",
+]
+
+
+def _one_by_one(model_dir: Path, texts: list[str]) -> list[np.ndarray]:
+    """Reference: each text alone through transformers, no padding at all."""
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    if model.config.architectures[0].endswith("TokenClassification"):
+        model = transformers.AutoModelForTokenClassification.from_pretrained(model_dir).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    with torch.no_grad():
+        return [model(**tokenizer(text, return_tensors="pt")).logits[0].numpy() for text in texts]
+
+
+@pytest.fixture(scope="module")
+def exported(make_teacher, tmp_path_factory) -> Path:
+    """An fp32 + int8 export of the tiny XLM-R classifier."""
+    out = tmp_path_factory.mktemp("inference") / "export"
+    export(ExportConfig(str(make_teacher("xlm-roberta")), out=out, quantize="int8", latency=False))
+    return out
+
+
+def test_pytorch_predictor_matches_transformers_text_by_text_in_the_callers_order(make_teacher):
+    teacher = make_teacher("xlm-roberta")
+    predictor = open_predictor(teacher)
+    assert predictor.kind == "pytorch"
+    assert predictor.id2label == {0: "alarm_set", 1: "play_music", 2: "weather_query"}
+    assert predictor.size_bytes == (teacher / "model.safetensors").stat().st_size
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(teacher)
+    assert predictor.num_parameters == sum(p.numel() for p in model.parameters())
+    logits = predictor.logits(TEXTS, batch_size=2)
+    expected = np.stack(_one_by_one(teacher, TEXTS))
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
+
+
+def test_batches_are_sorted_by_length_and_padded_only_to_their_own_longest(make_teacher):
+    tokenizer = transformers.AutoTokenizer.from_pretrained(make_teacher("bert"))
+    batches = encode_batches(tokenizer, TEXTS, ("input_ids", "attention_mask"), batch_size=2)
+    lengths = [len(tokenizer(t)["input_ids"]) for t in TEXTS]
+    assert sorted(i for b in batches for i in b.index) == list(range(len(TEXTS)))
+    order = [i for b in batches for i in b.index]
+    assert [lengths[i] for i in order] == sorted(lengths, reverse=True)
+    for batch in batches:
+        assert batch.inputs["input_ids"].shape[1] == max(lengths[i] for i in batch.index)
+        assert batch.inputs["input_ids"].dtype == np.int64
+        assert batch.inputs["attention_mask"].sum(1).tolist() == [lengths[i] for i in batch.index]
+
+
+def test_left_padding_tokenizers_are_padded_on_the_left(make_teacher):
+    tokenizer = transformers.AutoTokenizer.from_pretrained(make_teacher("bert"))
+    tokenizer.padding_side = "left"
+    batch = encode_batches(tokenizer, ["a", "play some jazz music"], ("input_ids",), 2)[0]
+    assert batch.inputs["input_ids"][1, 0] == tokenizer.pad_token_id
+    assert batch.inputs["input_ids"][1, -1] == tokenizer.sep_token_id
+
+
+def test_texts_are_cut_to_what_the_model_has_positions_for(make_teacher):
+    predictor = open_predictor(make_teacher("bert"))  # tokenizer.model_max_length is 64
+    batch = predictor.encode([" ".join(CORPUS)], max_length=512)[0]
+    assert batch.inputs["input_ids"].shape[1] == 64
+    assert np.isfinite(predictor.logits([" ".join(CORPUS)], max_length=512)).all()
+
+
+def test_export_dir_opens_as_int8_by_default_and_fp32_on_request(exported):
+    auto = open_predictor(exported)
+    assert (auto.kind, auto.onnx_file.name) == ("onnx-int8", ONNX_INT8_FILE)
+    fp32 = open_predictor(exported, variant="fp32")
+    assert (fp32.kind, fp32.onnx_file.name) == ("onnx", ONNX_FILE)
+    assert open_predictor(exported / ONNX_FILE).kind == "onnx"
+    assert fp32.size_bytes == (exported / ONNX_FILE).stat().st_size
+    assert fp32.id2label == {0: "alarm_set", 1: "play_music", 2: "weather_query"}
+
+
+def test_onnx_fp32_matches_pytorch_and_int8_is_close(exported, make_teacher):
+    reference = open_predictor(make_teacher("xlm-roberta")).logits(TEXTS)
+    fp32 = open_predictor(exported, variant="fp32").logits(TEXTS)
+    int8 = open_predictor(exported).logits(TEXTS, batch_size=1)
+    np.testing.assert_allclose(fp32, reference, atol=1e-5)
+    assert np.abs(int8 - reference).max() < 0.05
+    assert not np.allclose(int8, reference, atol=1e-7)  # it really is a different model
+
+
+def test_onnx_parameter_count_matches_the_pytorch_model(exported, make_teacher):
+    torch_count = open_predictor(make_teacher("xlm-roberta")).num_parameters
+    assert open_predictor(exported, variant="fp32").num_parameters == onnx_parameters(
+        exported / ONNX_FILE
+    )
+    # the traced graph stores every weight once; buffers (position ids) are integers, not weights
+    assert onnx_parameters(exported / ONNX_FILE) == torch_count
+
+
+def test_token_classification_logits_are_per_token_with_nan_after_each_text(make_teacher):
+    teacher = make_teacher("bert", head="token-classification")
+    predictor = open_predictor(teacher)
+    assert predictor.head == "token-classification"
+    logits = predictor.logits(TEXTS, batch_size=2)
+    expected = _one_by_one(teacher, TEXTS)
+    assert logits.shape == (len(TEXTS), max(len(e) for e in expected), 3)
+    for row, reference in zip(logits, expected, strict=True):
+        np.testing.assert_allclose(row[: len(reference)], reference, atol=1e-5)
+        assert np.isnan(row[len(reference) :]).all()
+
+
+def test_latency_reports_batch_1_and_batch_throughput(exported):
+    latency = open_predictor(exported, threads=1).latency(TEXTS, batch_size=4, repeats=2)
+    assert latency.batch_size == 4
+    assert latency.batch1_ms > 0 and latency.batch_ms > 0
+    assert latency.texts_per_s == pytest.approx(4 * 1000 / latency.batch_ms)
+
+
+def test_threads_cap_torch_for_the_call_only(make_teacher):
+    before = torch.get_num_threads()
+    open_predictor(make_teacher("bert"), threads=1).logits(TEXTS)
+    assert torch.get_num_threads() == before
+
+
+def test_empty_input_gives_an_empty_array(make_teacher):
+    assert open_predictor(make_teacher("bert")).logits([]).shape == (0, 3)
+
+
+def test_external_weight_files_count_in_the_size(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"x" * 10)
+    (tmp_path / "model.onnx.data").write_bytes(b"x" * 90)
+    assert onnx_size(tmp_path / "model.onnx") == 100
+
+
+def test_export_without_tokenizer_files_is_a_clear_error(exported, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (broken / name).unlink()
+    with pytest.raises(KdcliError, match="no tokenizer files"):
+        open_predictor(broken)
+
+
+def test_export_without_config_is_a_clear_error(exported, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken)
+    (broken / "config.json").unlink()
+    with pytest.raises(KdcliError, match=r"no config\.json"):
+        open_predictor(broken)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: p.mkdir(), "neither a model directory"),
+        (lambda p: p.write_text("x"), "not an .onnx model"),
+    ],
+)
+def test_a_path_that_is_neither_model_nor_export_is_a_clear_error(tmp_path, setup, message):
+    target = tmp_path / "thing"
+    setup(target)
+    with pytest.raises(KdcliError, match=message):
+        open_predictor(target)
+
+
+def test_bad_arguments_name_the_value(exported, make_teacher):
+    with pytest.raises(KdcliError, match="variant 'int4'"):
+        open_predictor(exported, variant="int4")
+    with pytest.raises(KdcliError, match="threads 0"):
+        open_predictor(exported, threads=0)
+    with pytest.raises(KdcliError, match="variant 'fp32' applies to export"):
+        open_predictor(make_teacher("bert"), variant="fp32")
+    with pytest.raises(KdcliError, match="--batch-size 0"):
+        open_predictor(make_teacher("bert")).logits(TEXTS, batch_size=0)
+
+
+def test_int8_variant_of_an_fp32_only_export_is_a_clear_error(exported, tmp_path):
+    fp32_only = tmp_path / "fp32"
+    shutil.copytree(exported, fp32_only)
+    (fp32_only / ONNX_INT8_FILE).unlink()
+    with pytest.raises(KdcliError, match="--quantize int8"):
+        open_predictor(fp32_only, variant="int8")
+
+
+def test_encoder_without_a_head_cannot_predict(make_teacher):
+    with pytest.raises(KdcliError, match="no classification head"):
+        open_predictor(make_teacher("bert", head="encoder"))
+
+
+def test_missing_onnxruntime_names_the_extra(monkeypatch, exported):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(KdcliError, match=r"pip install 'kdcli\[export\]'"):
+        import_onnxruntime()
+    with pytest.raises(KdcliError, match=r"kdcli\[export\]"):
+        open_predictor(exported)
