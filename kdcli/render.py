@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -24,6 +25,7 @@ from kdcli.progress import ProgressCallback, ProgressEvent
 if TYPE_CHECKING:
     from kdcli.distill import DistillResult
     from kdcli.evaluate import EvalReport
+    from kdcli.export import ExportResult
     from kdcli.finetune import FinetuneResult
     from kdcli.metrics import Change
     from kdcli.shrink import ShrinkResult, VocabReport
@@ -95,16 +97,99 @@ def ratio(before: float, after: float) -> str:
 
 
 def error(message: str) -> None:
-    console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: messages hold brackets (pip install 'kdcli[export]') that Rich would eat as markup
+    console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def note(message: str) -> None:
-    console.print(f"[yellow]Note:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[yellow]Note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def next_step(done: str, command: str) -> None:
     console.print(f"[green]✓[/] {done}", highlight=False, soft_wrap=True)
     console.print(f"  next: [bold]{command}[/]", highlight=False, soft_wrap=True)
+
+
+def export_summary(result: ExportResult) -> None:
+    """Size, latency and the verification checks: PyTorch fp32 vs ONNX fp32 vs ONNX int8."""
+    v = result.verification
+    title = escape(f"kdcli export: {result.source} → {result.out}")
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    kinds = ["pytorch", "onnx"] + (["onnx-int8"] if v.int8 else [])
+    for kind in kinds:
+        table.add_column(_EXPORT_COLUMNS[kind], justify="right")
+    sizes = {"pytorch": result.pytorch_bytes, "onnx": result.fp32_bytes}
+    sizes["onnx-int8"] = result.int8_bytes or 0
+    table.add_row(
+        "size on disk",
+        *[size(sizes[k]) + _vs(sizes["pytorch"], sizes[k], "smaller", k) for k in kinds],
+    )
+    if result.latency:
+        lat = result.latency
+        base = lat["pytorch"]
+        table.add_row(
+            "batch 1 latency",
+            *[
+                f"{lat[k].batch1_ms:.1f} ms" + _vs(base.batch1_ms, lat[k].batch1_ms, "faster", k)
+                for k in kinds
+            ],
+        )
+        table.add_row(
+            "batch 32 throughput",
+            *[
+                f"{lat[k].texts_per_s:,.0f} texts/s"
+                + _vs(lat[k].texts_per_s, base.texts_per_s, "faster", k)
+                for k in kinds
+            ],
+        )
+    checks = ["", _check_cell(f"max |Δlogit| {v.fp32.max_abs_diff:.1e}", v.fp32.passed)]
+    if v.int8:
+        checks.append(_check_cell(f"top-1 agreement {v.int8.agreement:.1%}", v.int8.passed))
+    table.add_row("vs PyTorch", *checks)
+    console.print(table)
+    console.print(
+        f"verified on {v.texts} texts in {len(v.languages)} languages ({v.source}); "
+        f"onnxruntime {result.onnxruntime_version}; {result.seconds:.1f} s",
+        highlight=False,
+    )
+    if result.fusions:
+        fused = ", ".join(f"{name} {n}" for name, n in result.fusions.items())
+        console.print(f"fused for ONNX Runtime: {fused}", highlight=False)
+    if result.quantization:
+        q = result.quantization
+        console.print(
+            f"int8: {'per-channel' if q.per_channel else 'per-tensor'} weights, reduce_range "
+            f"{'on' if q.reduce_range else 'off'} ({q.reduce_range_reason}); "
+            f"{q.quantized_nodes} nodes int8, {q.float_nodes} kept in float ({q.float_tier})",
+            highlight=False,
+        )
+    if v.int8:
+        worst = sorted((a, lang) for lang, a in v.int8.per_language.items() if a < 1.0)[:5]
+        if worst:
+            shown = ", ".join(f"{lang} {a:.0%}" for a, lang in worst)
+            note(f"int8 disagrees with PyTorch most on: {shown}")
+    for text in result.notes:
+        note(text)
+
+
+_EXPORT_COLUMNS = {"pytorch": "PyTorch fp32", "onnx": "ONNX fp32", "onnx-int8": "ONNX int8"}
+
+
+def _vs(before: float, after: float, word: str, kind: str) -> str:
+    """A change against PyTorch fp32, e.g. " (3.9× smaller)"; nothing in PyTorch's own column."""
+    if kind == "pytorch" or not after or not before:
+        return ""
+    if before >= after:
+        return f" ({before / after:.1f}× {word})"
+    return f" ({after / before:.1f}× {_OPPOSITE[word]})"
+
+
+_OPPOSITE = {"smaller": "larger", "faster": "slower"}
+
+
+def _check_cell(text: str, passed: bool) -> str:
+    return f"[green]{text} ✓[/]" if passed else f"[bold red]{text} ✗[/]"
 
 
 def shrink_summary(result: ShrinkResult) -> None:
