@@ -13,7 +13,9 @@ from kdcli.data import DataConfig
 from kdcli.distill import DistillConfig, DistillResult, distill
 from kdcli.errors import CheckFailedError, KdcliError
 from kdcli.evaluate import EvalConfig, EvalReport, EvalResult, evaluate
+from kdcli.export import ExportConfig, ExportResult, export
 from kdcli.finetune import FinetuneConfig, FinetuneResult, finetune
+from kdcli.inference import Predictor, open_predictor
 from kdcli.shrink import ShrinkConfig, ShrinkResult, shrink
 from kdcli.train import TrainConfig
 
@@ -25,15 +27,20 @@ __all__ = [
     "EvalConfig",
     "EvalReport",
     "EvalResult",
+    "ExportConfig",
+    "ExportResult",
     "FinetuneConfig",
     "FinetuneResult",
     "KdcliError",
+    "Predictor",
     "ShrinkConfig",
     "ShrinkResult",
     "TrainConfig",
     "__version__",
     "distill",
     "evaluate",
+    "export",
     "finetune",
+    "open_predictor",
     "shrink",
 ]
