@@ -186,3 +186,32 @@ def label_ids(examples: Examples, label2id: dict[str, int], model: str) -> list[
             f"{', '.join(sorted(label2id)[:8])}...: use data with the model's labels"
         )
     return [label2id[label] for label in examples.labels]
+
+
+def load_for_option(
+    spec: str, option: str, split: str = "train", languages: Sequence[str] | None = None
+) -> Examples:
+    """One split of a DATA spec given to another option (`--vocab-from`, `--calib-data`, ...).
+
+    The data layer's errors say `--data`; here they name the option the user actually gave.
+    """
+    try:
+        return load_split(DataConfig(data=spec, languages=languages), split)
+    except KdcliError as err:
+        message = str(err)
+        if message.startswith("--data "):
+            message = option + message[len("--data") :]
+        raise KdcliError(message) from err
+
+
+def nonempty_texts(
+    examples: Examples, option: str, spec: str, languages: Sequence[str] | None = None
+) -> list[str]:
+    """The examples' texts that hold something; data with none is an error naming `option`."""
+    texts = [text for text in examples.texts if text and text.strip()]
+    if not texts:
+        where = f" for --languages {','.join(languages)}" if languages else ""
+        raise KdcliError(
+            f"{option} {spec} holds no text{where}: give data whose text column has utterances"
+        )
+    return texts

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kdcli.architectures import Architecture, TensorMatcher, TensorPlan, architecture_for, head_kind
 from kdcli.config import parse_csv
+from kdcli.data import load_for_option, nonempty_texts
 from kdcli.errors import KdcliError
 from kdcli.importance import WidthScores, magnitude_scores
 from kdcli.modelcard import write_model_card
@@ -27,7 +28,6 @@ from kdcli.models import (
     ModelRef,
     content_hash,
     copy_tokenizer_files,
-    load_tokenizer,
     open_checkpoint,
     read_config_dict,
     resolve_model,
@@ -46,11 +46,9 @@ from kdcli.selection import (
 )
 from kdcli.slicing import SlicePlan, copy_tensors, plan_tensors, width_plan
 from kdcli.tensor_io import Checkpoint, SafetensorsWriter, TensorInfo, write_safetensors
-from kdcli.vocab import VocabSelection
+from kdcli.vocab_trim import TrimSettings, VocabReport, VocabTrim, remap_token_ids
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerBase
-
     from kdcli.calibration import Calibration
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -99,23 +97,6 @@ class ShrinkConfig:
 
     def needs_calibration(self) -> bool:
         return self.width_strategy == "activation" or self.layer_strategy == "importance"
-
-
-@dataclass(frozen=True)
-class VocabReport:
-    """What vocabulary trimming kept, and how the trimmed tokenizer does on the data."""
-
-    tokenizer: str  # the tokenizer model: Unigram, WordPiece or BPE
-    teacher: int  # tokens before
-    student: int  # tokens after
-    used: int  # distinct tokens the teacher's tokenizer produced on the data
-    dropped_used: int  # of those, left out by --vocab-size / --min-frequency
-    fallback: int  # single-character tokens kept (unseen in the data) so new text tokenizes
-    texts: int  # texts of the data
-    changed_texts: int  # texts the student's tokenizer segments differently (0 unless capped)
-    held_out_texts: int  # held-out texts (dev split, minus texts also in the data)
-    unk_rate_teacher: float | None  # unknown-token rate on the held-out texts, before
-    unk_rate_student: float | None  # and after trimming
 
 
 @dataclass(frozen=True)
@@ -172,7 +153,7 @@ def shrink(config: ShrinkConfig, progress: ProgressCallback | None = None) -> Sh
     _check_width(config, teacher_config, dims, arch)
     files = weight_files(ref, config.allow_pickle)
     calib_texts = _calibration_texts(config) if config.needs_calibration() else None
-    trim = _VocabTrim.load(config, ref) if config.vocab_from else None
+    trim = VocabTrim.load(_trim_settings(config), ref) if config.vocab_from else None
 
     with open_checkpoint(ref, config.allow_pickle) as checkpoint:
         infos = checkpoint.infos()
@@ -195,11 +176,11 @@ def shrink(config: ShrinkConfig, progress: ProgressCallback | None = None) -> Sh
             scores = _width_scores(config, checkpoint, plans, emb_is_hidden, calibration, progress)
         slices = width_plan(layers, dims, hidden, heads, intermediate, scores, emb_is_hidden)
         if trim is not None:
-            trim.select(config, teacher_config, _vocab_rows(plans, infos))
+            trim.select(config.source, teacher_config, _vocab_rows(plans, infos))
             slices = replace(slices, vocab=trim.kept)
         student_config = _student_config(teacher_config, arch, kind, slices, heads, intermediate)
         if trim is not None:
-            _remap_token_ids(student_config, trim.new_ids)
+            remap_token_ids(student_config, trim.new_ids)
         dtypes = _output_dtypes(plans, infos, config.dtype)
         student_infos = [
             slices.student_info(p, infos[p.teacher_name], dtypes[p.student_name]) for p in plans
@@ -232,7 +213,7 @@ def shrink(config: ShrinkConfig, progress: ProgressCallback | None = None) -> Sh
                 vocab=vocab_report,
                 layer_importance=calibration.layer_importance if calibration else None,
                 calibration_samples=calibration.samples if calibration else None,
-                notes=result.notes + _data_notes(vocab_report),
+                notes=result.notes + (vocab_report.notes() if vocab_report else []),
             )
             record = _record(config, ref, files, result, slices, dropped, dims, heads)
             record["vocab"] = trim.provenance(vocab_report) if trim and vocab_report else None
@@ -333,27 +314,11 @@ def _select_layers(
     )
 
 
-def _load_examples(spec: str, languages: list[str] | None, split: str, option: str) -> Any:
-    """One split of a DATA spec; the data layer's errors name the option the user gave."""
-    from kdcli.data import DataConfig, load_split
-
-    try:
-        return load_split(DataConfig(data=spec, languages=languages), split)
-    except KdcliError as err:
-        message = str(err)
-        if message.startswith("--data "):
-            message = option + message[len("--data") :]
-        raise KdcliError(message) from err
-
-
-def _texts(examples: Any, option: str, spec: str, languages: list[str] | None) -> list[str]:
-    texts = [text for text in examples.texts if text and text.strip()]
-    if not texts:
-        where = f" for --languages {','.join(languages)}" if languages else ""
-        raise KdcliError(
-            f"{option} {spec} holds no text{where}: give data whose text column has utterances"
-        )
-    return texts
+def _trim_settings(config: ShrinkConfig) -> TrimSettings:
+    assert config.vocab_from is not None
+    return TrimSettings(
+        config.vocab_from, config.language_list(), config.vocab_size, config.min_frequency
+    )
 
 
 def _calibration_texts(config: ShrinkConfig) -> list[str]:
@@ -361,8 +326,8 @@ def _calibration_texts(config: ShrinkConfig) -> list[str]:
 
     assert config.calib_data is not None
     languages = config.language_list()
-    examples = _load_examples(config.calib_data, languages, "train", "--calib-data")
-    _texts(examples, "--calib-data", config.calib_data, languages)  # refuses data with no text
+    examples = load_for_option(config.calib_data, "--calib-data", "train", languages)
+    nonempty_texts(examples, "--calib-data", config.calib_data, languages)  # no text: an error
     return calibration_texts(
         examples.texts, examples.languages, config.calib_samples or CALIB_SAMPLES, config.seed
     )
@@ -423,143 +388,6 @@ def _calibration_record(config: ShrinkConfig, calibration: Calibration) -> dict[
     }
 
 
-class _VocabTrim:
-    """Vocabulary trimming inside one shrink: the data, the selection, the tokenizer files."""
-
-    def __init__(
-        self,
-        config: ShrinkConfig,
-        tokenizer: PreTrainedTokenizerBase,
-        texts: list[str],
-        held_out: list[str] | None,
-        fingerprint: str,
-    ) -> None:
-        self.config = config
-        self.tokenizer = tokenizer
-        self.texts = texts
-        self.held_out = held_out
-        self.fingerprint = fingerprint
-        self.encoded: list[list[int]] = []
-        self.selection: VocabSelection | None = None
-
-    @classmethod
-    def load(cls, config: ShrinkConfig, ref: ModelRef) -> _VocabTrim:
-        from kdcli.vocab import backend_json
-
-        assert config.vocab_from is not None
-        tokenizer = load_tokenizer(ref)
-        backend_json(tokenizer, ref.name)  # a tokenizer without a fast backend fails here, early
-        languages = config.language_list()
-        examples = _load_examples(config.vocab_from, languages, "train", "--vocab-from")
-        texts = _texts(examples, "--vocab-from", config.vocab_from, languages)
-        return cls(config, tokenizer, texts, _held_out(config, set(texts)), examples.fingerprint())
-
-    def select(self, config: ShrinkConfig, teacher_config: dict[str, Any], rows: int) -> None:
-        from kdcli.vocab import encode, select_vocab
-
-        self.encoded = encode(self.tokenizer, self.texts)
-        self.selection = select_vocab(
-            self.tokenizer,
-            self.texts,
-            config.source,
-            vocab_size=config.vocab_size,
-            min_frequency=config.min_frequency,
-            protected=_token_ids(teacher_config).values(),
-            rows=rows,
-            encoded=self.encoded,
-        )
-
-    @property
-    def kept(self) -> list[int]:
-        assert self.selection is not None
-        return self.selection.kept
-
-    @property
-    def new_ids(self) -> dict[int, int]:
-        assert self.selection is not None
-        return self.selection.new_ids
-
-    def write(self, ref: ModelRef, out_dir: Path, progress: ProgressCallback | None) -> VocabReport:
-        """Write the student's tokenizer, then check it on every text of the data."""
-        from kdcli.errors import CheckFailedError
-        from kdcli.vocab import changed_texts, unk_rate, write_tokenizer
-
-        selection = self.selection
-        assert selection is not None
-        write_tokenizer(self.tokenizer, selection, ref.path, out_dir, ref.name)
-        report(progress, "check tokenizer", 0, None)
-        changed = changed_texts(out_dir, self.texts, self.encoded, selection.new_ids)
-        if changed and not selection.dropped_used:
-            raise CheckFailedError(
-                f"{ref.name}: the trimmed {selection.family} tokenizer "
-                f"({type(self.tokenizer).__name__}) segments {len(changed)} of "
-                f"{len(self.texts)} --vocab-from texts differently from the teacher's (first: "
-                f"{self.texts[changed[0]]!r}): this tokenizer cannot be trimmed safely; "
-                "drop --vocab-from"
-            )
-        held = self.held_out or []
-        student_rate = None
-        teacher_rate = None
-        if held:
-            from transformers import AutoTokenizer
-
-            teacher_rate = unk_rate(self.tokenizer, held)
-            student_rate = unk_rate(AutoTokenizer.from_pretrained(out_dir), held)
-        return VocabReport(
-            tokenizer=selection.family,
-            teacher=selection.teacher_size,
-            student=len(selection.kept),
-            used=selection.used,
-            dropped_used=selection.dropped_used,
-            fallback=selection.fallback,
-            texts=len(self.texts),
-            changed_texts=len(changed),
-            held_out_texts=len(held),
-            unk_rate_teacher=teacher_rate,
-            unk_rate_student=student_rate,
-        )
-
-    def provenance(self, result: VocabReport) -> dict[str, Any]:
-        """The vocabulary map (kept teacher ids, as ranges) and the data it came from."""
-        data = asdict(result)
-        data["kept"] = to_ranges(self.kept)
-        data["data"] = {
-            "spec": self.config.vocab_from,
-            "split": "train",
-            "languages": self.config.language_list(),
-            "sha256": self.fingerprint,
-        }
-        data["held_out_split"] = "dev" if result.held_out_texts else None
-        data["vocab_size"] = self.config.vocab_size
-        data["min_frequency"] = self.config.min_frequency
-        return data
-
-
-def _held_out(config: ShrinkConfig, seen: set[str]) -> list[str] | None:
-    """The dev split's texts that are not in the trimming data; None when there is no dev split."""
-    assert config.vocab_from is not None
-    try:
-        examples = _load_examples(config.vocab_from, config.language_list(), "dev", "--vocab-from")
-    except KdcliError:
-        return None
-    return [t for t in examples.texts if t and t.strip() and t not in seen] or None
-
-
-def _token_ids(config: dict[str, Any]) -> dict[str, int]:
-    """The config's special token ids (pad_token_id, bos_token_id, ...)."""
-    return {
-        key: value
-        for key, value in config.items()
-        if key.endswith("_token_id") and isinstance(value, int) and not isinstance(value, bool)
-    }
-
-
-def _remap_token_ids(config: dict[str, Any], new_ids: dict[int, int]) -> None:
-    for key, value in _token_ids(config).items():
-        if value in new_ids:
-            config[key] = new_ids[value]
-
-
 def _vocab_rows(plans: Sequence[TensorPlan], infos: dict[str, TensorInfo]) -> int:
     """How many token rows the teacher's embedding matrix has."""
     for plan in plans:
@@ -578,24 +406,6 @@ def _embedding_params(
         if "vocab" in plan.roles and name in infos:
             total += infos[name].numel
     return total
-
-
-def _data_notes(vocab: VocabReport | None) -> list[str]:
-    if vocab is None:
-        return []
-    notes = []
-    if vocab.dropped_used:
-        notes.append(
-            f"{vocab.dropped_used} of the {vocab.used} tokens seen in the --vocab-from data were "
-            f"left out (--vocab-size / --min-frequency): {vocab.changed_texts} of its "
-            f"{vocab.texts} texts now tokenize differently"
-        )
-    if not vocab.held_out_texts:
-        notes.append(
-            "the --vocab-from data has no held-out dev split: the unknown-token rate of the "
-            "trimmed tokenizer on unseen text was not measured"
-        )
-    return notes
 
 
 def _select_heads(config: ShrinkConfig, dims: dict[str, int]) -> HeadShape:
