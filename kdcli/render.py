@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from kdcli.export import ExportResult
     from kdcli.finetune import FinetuneResult
     from kdcli.metrics import Change
-    from kdcli.shrink import ShrinkResult, VocabReport
+    from kdcli.shrink import ShrinkResult
     from kdcli.trainjob import TrainSummary
+    from kdcli.vocab_trim import VocabReport
 
 console = Console(stderr=True)  # progress and tables; stdout stays clean for pipes
 out = Console()
