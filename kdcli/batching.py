@@ -40,7 +40,11 @@ class Encoded:
 
 
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> Encoded:
-    """Tokenize `texts` (truncated to `max_length` tokens, special tokens included)."""
+    """Tokenize `texts`, truncated to `max_length` tokens (special tokens included), and never
+    beyond what the tokenizer says its model takes (more positions than it has would fail)."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 1_000_000:  # "no limit" is a huge sentinel
+        max_length = min(max_length, limit)
     ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     pad_id = tokenizer.pad_token_id
     if pad_id is None:  # some tokenizers have no pad token; any id works, the mask hides it

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,6 +89,8 @@ def test_encode_and_collate_pad_each_batch_to_its_longest(make_teacher):
         12 - encoded.lengths()[0]
     )
     assert both["input_ids"][0, -1].item() == tokenizer.pad_token_id
+    capped = encode(tokenizer, ["play some jazz music by miles davis " * 20], 512)
+    assert capped.lengths() == [tokenizer.model_max_length]  # 64: the model's positions
 
 
 # --- schedule and plan -------------------------------------------------------------------------
@@ -412,7 +415,5 @@ def shared_models_for_slow(tmp_path: Path) -> dict[str, Path]:
     finetune(FinetuneConfig(str(encoder), str(MINI), teacher, train_config(max_steps=5)))
     student = tmp_path / "student"
     shrink(ShrinkConfig(str(teacher), out=student, num_layers=1))
-    import shutil
-
-    shutil.rmtree(encoder.parent)
+    shutil.rmtree(encoder)
     return {"teacher": teacher, "student": student}
