@@ -346,10 +346,12 @@ def _run_model(
     report(progress, task, 0, len(examples))
     predictor = open_predictor(reference, threads=config.threads, options=options)
     logits = predictor.logits(
-        examples.texts, batch_size=config.batch_size, max_length=config.max_length
+        examples.texts,
+        batch_size=config.batch_size,
+        max_length=config.max_length,
+        progress=lambda done, total: report(progress, task, done, total),
     )
     predicted = [predictor.id2label[int(i)] for i in logits.argmax(axis=-1)]
-    report(progress, task, len(examples), len(examples))
     speed = _measure_speed(predictor, examples, config) if config.speed else None
     return ModelRun(
         name=name,

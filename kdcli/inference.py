@@ -19,7 +19,7 @@ import math
 import statistics
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,17 +96,28 @@ class Predictor(ABC):
         return encode_batches(self.tokenizer, texts, self.input_names, batch_size, max_length)
 
     def logits(
-        self, texts: Sequence[str], batch_size: int = 32, max_length: int = 128
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        max_length: int = 128,
+        progress: Callable[[int, int], None] | None = None,
     ) -> np.ndarray:
         """Logits in the order of `texts`: (texts, labels), or for token classification
-        (texts, longest text in tokens, labels) with NaN after each text's last token."""
+        (texts, longest text in tokens, labels) with NaN after each text's last token.
+        `progress(done, total)` is called after every batch (for long runs such as kdcli eval)."""
         import numpy as np
 
         _check_batching(batch_size, max_length)
         if not texts:
             return np.zeros((0, len(self.id2label)), dtype=np.float32)
         batches = self.encode(texts, batch_size, max_length)
-        outputs = [(batch, self.forward(batch.inputs)) for batch in batches]
+        outputs = []
+        done = 0
+        for batch in batches:
+            outputs.append((batch, self.forward(batch.inputs)))
+            done += len(batch.index)
+            if progress is not None:
+                progress(done, len(texts))
         if self.head == "token-classification":
             return _gather_tokens(outputs, len(texts))
         result = np.zeros((len(texts), outputs[0][1].shape[-1]), dtype=np.float32)

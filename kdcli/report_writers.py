@@ -389,6 +389,7 @@ def predictions_jsonl(report: EvalReport) -> str:
 
 
 def write_predictions(report: EvalReport, path: Path) -> None:
+    path = Path(path)
     text = predictions_jsonl(report) if path.suffix.lower() == ".jsonl" else predictions_csv(report)
     write_text_atomic(path, text)
 

@@ -591,3 +591,21 @@ def test_one_table_holds_pytorch_and_its_onnx_exports(cli, models, tmp_path):
     assert int8["size_bytes"] < fp32["size_bytes"]
     assert sum(s["n"] for s in int8["languages"].values()) == 50
     assert "kdcli export" in result.stderr  # the PyTorch student can still be exported
+
+
+def test_progress_is_reported_batch_by_batch(models):
+    from kdcli.evaluate import EvalConfig, evaluate
+
+    events = []
+    evaluate(EvalConfig([str(models["student"])], str(MINI), batch_size=16), events.append)
+    done = [(e.task, e.done, e.total) for e in events]
+    assert done[0] == ("eval student", 0, 50)
+    assert [d for _, d, _ in done[1:]] == [16, 32, 48, 50]  # one event per batch
+
+
+def test_change_colours_green_yellow_red():
+    from kdcli.render import _change_colour
+
+    assert _change_colour(0.0) == "green" and _change_colour(0.02) == "green"
+    assert _change_colour(-0.004) == "yellow"  # under one point lost
+    assert _change_colour(-0.01) == "red" and _change_colour(-0.2) == "red"
