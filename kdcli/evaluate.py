@@ -275,6 +275,8 @@ def check_model(reference: str, options: LoadOptions | None = None) -> ModelChec
     from kdcli.inference import ONNX_FILE, ONNX_INT8_FILE, import_onnxruntime
 
     local = Path(reference).expanduser()
+    if local.suffix == ".onnx" and not local.is_file():
+        raise KdcliError(f"{reference} does not exist: pass an .onnx file written by kdcli export")
     is_export = local.suffix == ".onnx" or (
         local.is_dir() and ((local / ONNX_FILE).is_file() or (local / ONNX_INT8_FILE).is_file())
     )

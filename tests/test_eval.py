@@ -526,9 +526,10 @@ def test_a_folder_that_is_neither_model_nor_export(cli, models, tmp_path, no_mod
     assert str(folder) in line and "neither a model directory" in line
 
 
-def test_a_missing_path_is_refused(cli, models, tmp_path, no_model_runs):
-    line = _one_line_error(cli("eval", tmp_path / "nope", "--data", MINI))
-    assert "does not exist" in line
+@pytest.mark.parametrize("name", ["nope", "nope/model.onnx"])
+def test_a_missing_path_is_refused(cli, models, tmp_path, no_model_runs, name):
+    line = _one_line_error(cli("eval", models["teacher"], tmp_path / name, "--data", MINI))
+    assert str(tmp_path / name) in line and "does not exist" in line
 
 
 def test_export_without_tokenizer_files(cli, models, tmp_path, no_model_runs):
