@@ -7,8 +7,7 @@ go through here, so PyTorch and ONNX are always fed exactly the same batches.
 
 Kinds: "pytorch" (a Hugging Face model directory or Hub id, run in float32 under
 `torch.inference_mode()`), "onnx" (`model.onnx`) and "onnx-int8" (`model_quantized.onnx`), both
-run with ONNX Runtime on the CPU with the session options kdcli measured
-(`ORT_DISABLED_OPTIMIZERS`).
+run with ONNX Runtime on the CPU with the session options kdcli measured (`OrtSettings`).
 """
 
 from __future__ import annotations
@@ -36,13 +35,24 @@ KINDS = ("pytorch", "onnx", "onnx-int8")
 VARIANTS = ("auto", "fp32", "int8")
 ONNX_FILE = "model.onnx"
 ONNX_INT8_FILE = "model_quantized.onnx"
-# ONNX Runtime fuses Add + LayerNorm into SkipLayerNormalization when a session starts; on the
-# AVX-512 CPUs kdcli was measured on, the fused kernel was slower than the two ops it replaces
-# (benchmarks/bench_export.py --sweep; numbers in docs/export.md).
-ORT_DISABLED_OPTIMIZERS: tuple[str, ...] = ("SkipLayerNormFusion",)
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 Batch = dict[str, "np.ndarray"]
+
+
+@dataclass(frozen=True)
+class OrtSettings:
+    """ONNX Runtime session choices, defaults from `benchmarks/bench_export.py --sweep` (the
+    numbers are in docs/export.md).
+
+    - SkipLayerNormFusion (Add + LayerNorm fused when a session starts) was slower than the two
+      ops it replaces on the AVX-512 CPU measured, fp32 and int8 alike, so it is disabled.
+    - Spinning intra-op threads (busy-waiting for work between ops) cost up to 2x when other
+      processes share the cores, and bought little on a quiet machine, so threads sleep.
+    """
+
+    disabled_optimizers: tuple[str, ...] = ("SkipLayerNormFusion",)
+    spinning: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,14 +176,14 @@ def open_predictor(
     threads: int | None = None,
     device: str = "cpu",
     options: LoadOptions | None = None,
-    disabled_optimizers: Sequence[str] | None = None,
+    ort_settings: OrtSettings | None = None,
 ) -> Predictor:
     """A predictor for a PyTorch model directory (or Hub id), a kdcli export dir or an .onnx file.
 
     `variant` picks the file of an export dir: "auto" (int8 when the dir has one, else fp32),
     "fp32" (`model.onnx`) or "int8" (`model_quantized.onnx`). `threads` caps the CPU threads
     (None: the runtime's default). `device` applies to PyTorch models; ONNX runs on the CPU.
-    `disabled_optimizers` overrides kdcli's ONNX Runtime session choice (`()` disables none).
+    `ort_settings` overrides kdcli's ONNX Runtime session choices.
     """
     if variant not in VARIANTS:
         raise KdcliError(f"variant {variant!r} is unknown: choose one of {', '.join(VARIANTS)}")
@@ -182,8 +192,7 @@ def open_predictor(
     local = Path(str(path)).expanduser()
     onnx_file = _onnx_file(local, variant) if local.exists() else None
     if onnx_file is not None:
-        disabled = ORT_DISABLED_OPTIMIZERS if disabled_optimizers is None else disabled_optimizers
-        return OnnxPredictor(onnx_file, threads=threads, disabled_optimizers=tuple(disabled))
+        return OnnxPredictor(onnx_file, threads=threads, settings=ort_settings or OrtSettings())
     if variant != "auto":
         raise KdcliError(
             f"{path} is not a kdcli export (no {ONNX_FILE}): variant {variant!r} applies to "
@@ -334,7 +343,7 @@ class OnnxPredictor(Predictor):
         self,
         onnx_file: Path,
         threads: int | None = None,
-        disabled_optimizers: tuple[str, ...] = ORT_DISABLED_OPTIMIZERS,
+        settings: OrtSettings | None = None,
     ) -> None:
         ort = import_onnxruntime()
         folder = onnx_file.parent
@@ -343,8 +352,8 @@ class OnnxPredictor(Predictor):
         self.name = str(folder) if onnx_file.name in (ONNX_FILE, ONNX_INT8_FILE) else str(onnx_file)
         self.kind = "onnx-int8" if onnx_file.stem.endswith("quantized") else "onnx"
         self.threads = threads
-        self.disabled_optimizers = disabled_optimizers
-        self.session = _session(ort, onnx_file, threads, disabled_optimizers)
+        self.settings = settings or OrtSettings()
+        self.session = _session(ort, onnx_file, threads, self.settings)
         self.tokenizer = load_tokenizer_for(folder, str(folder))
         self.id2label = _export_labels(folder, self.session)
         output = self.session.get_outputs()[0]
@@ -387,30 +396,27 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
-def session_options(
-    threads: int | None = None, disabled_optimizers: Sequence[str] = ORT_DISABLED_OPTIMIZERS
-) -> tuple[Any, list[str]]:
-    """kdcli's ONNX Runtime session options, and the optimizers to disable when a session starts."""
+def session_options(threads: int | None, settings: OrtSettings) -> Any:
+    """kdcli's ONNX Runtime session options (`OrtSettings`), for `threads` CPU threads."""
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.inter_op_num_threads = 1  # encoder graphs are one chain: parallel ops never pay
     if threads is not None:
         options.intra_op_num_threads = threads
+    if not settings.spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    return options, list(disabled_optimizers)
+    return options
 
 
-def _session(
-    ort: Any, onnx_file: Path, threads: int | None, disabled_optimizers: Sequence[str]
-) -> Any:
-    options, disabled = session_options(threads, disabled_optimizers)
+def _session(ort: Any, onnx_file: Path, threads: int | None, settings: OrtSettings) -> Any:
     try:
         return ort.InferenceSession(
             str(onnx_file),
-            options,
+            session_options(threads, settings),
             providers=["CPUExecutionProvider"],
-            disabled_optimizers=disabled,
+            disabled_optimizers=list(settings.disabled_optimizers),
         )
     except Exception as err:  # ORT raises its own exception types for unreadable graphs
         raise KdcliError(
