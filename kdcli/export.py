@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdcli.config import check_choice, check_positive, parse_csv
-from kdcli.errors import CheckFailedError, KdcliError
+from kdcli.errors import CheckFailedError, KdcliError, one_line
 from kdcli.inference import (
     ONNX_FILE,
     ONNX_INT8_FILE,
@@ -298,12 +298,7 @@ def _build(
         int8, quantization = _int8(config, traced, tmp, reference, text, model_config, base_prefix)
     plain.unlink(missing_ok=True)
     unseen = _unseen_languages(torch_model, text, read_provenance(ref.path), config.max_length)
-    if unseen:
-        notes.append(
-            f"the verification text includes {len(unseen)} language(s) this model has not seen "
-            f"({', '.join(unseen)}): they are verified all the same, but agreement there says "
-            "nothing about accuracy"
-        )
+    notes += _unseen_note(unseen)
     verification = Verification(
         text.source,
         len(text.texts),
@@ -361,7 +356,15 @@ def _fp32(
         plain.replace(target)
         return plain_check, {}, []
     fused = tmp / "model.fused.onnx"
-    fusions = fuse(plain, fused)
+    try:
+        fusions = fuse(plain, fused)
+    except Exception as err:  # a rewrite the fuser cannot apply: the traced graph still serves
+        plain.replace(target)
+        return (
+            plain_check,
+            {},
+            [f"--optimize: fusing failed ({one_line(err)}); model.onnx is the traced graph"],
+        )
     fused_check = _compare(fused, ONNX_FILE, reference, text, config, "fp32")
     if fused_check.passed or not plain_check.passed:
         fused.replace(target)
@@ -500,6 +503,16 @@ def _unseen_languages(
             counts[1] += len(ids)
         unseen |= {lang for lang, (unks, n) in totals.items() if n and unks / n > UNSEEN_UNK_RATE}
     return sorted(unseen)
+
+
+def _unseen_note(unseen: list[str]) -> list[str]:
+    if not unseen:
+        return []
+    return [
+        f"the verification text includes {len(unseen)} language(s) this model has not seen "
+        f"({', '.join(unseen)}): they are verified all the same, but agreement there says "
+        "nothing about accuracy"
+    ]
 
 
 def _trained_languages(record: dict[str, Any] | None) -> set[str] | None:
