@@ -397,7 +397,7 @@ def eval_command(
         report = evaluate(eval_config, progress)
     render.eval_summary(report)
     written = write_outputs(report, outputs)
-    render.next_step(_eval_done(report, written), _eval_next(report))
+    render.next_step(_eval_done(report, written), _eval_next(report, eval_config, outputs))
 
 
 def _eval_done(report: Any, written: list[Path]) -> str:
@@ -409,14 +409,24 @@ def _eval_done(report: Any, written: list[Path]) -> str:
     return done + (f"; wrote {', '.join(map(str, written))}" if written else "")
 
 
-def _eval_next(report: Any) -> str:
-    """Export the last PyTorch model; when every model is already exported, time them."""
+def _eval_next(report: Any, config: Any, outputs: Any) -> str:
+    """Export the last PyTorch model; with an export in the table, time the models; when they
+    are timed, write the report to share."""
+    from kdcli.config import parse_csv
+
     pytorch = [m for m in report.models if m.kind == "pytorch"]
-    if pytorch:
+    if pytorch and len(pytorch) == len(report.models):
         name = pytorch[-1].path
         return f"kdcli export {name} --onnx --quantize int8 --out {name.rstrip('/')}-onnx"
-    paths = " ".join(m.path for m in report.models)
-    return f"kdcli eval {paths} --data DATA --speed"
+    again = f"kdcli eval {' '.join(m.path for m in report.models)} --data {config.data}"
+    again += f" --split {report.split}"
+    if config.languages:
+        again += f" --languages {','.join(parse_csv(config.languages) or [])}"
+    if not config.speed:
+        return f"{again} --speed"
+    if outputs.markdown is None:
+        return f"{again} --markdown report.md --plot report.png"
+    return f"{again} --predictions errors.csv    # per-example predictions, for error analysis"
 
 
 # --- finetune and distill: the options they share ---------------------------------------------

@@ -288,7 +288,7 @@ def eval_table(report: EvalReport) -> Table:
     table.add_column("language", no_wrap=True)
     table.add_column("n", justify="right")
     for result in models:
-        table.add_column(f"{result.name}\naccuracy", justify="right")
+        table.add_column(f"{result.name}\naccuracy", justify="right", overflow="fold")
         table.add_column("macro-F1", justify="right")
     for language in report.language_names:
         row = [language, str(models[0].languages[language].n)]
@@ -327,15 +327,17 @@ def eval_facts_table(report: EvalReport) -> Table:
 
 
 def _score_cells(accuracy: float, macro_f1: float, change: Change | None) -> list[str]:
-    from kdcli.report_writers import percent, points, retention_text
+    from kdcli.report_writers import percent, points
 
     if change is None:
         return [percent(accuracy), percent(macro_f1)]
     acc_colour = _change_colour(change.accuracy_delta)
     f1_colour = _change_colour(change.macro_f1_delta)
+    retained = change.accuracy_retention
     return [
+        # whole percents keep the cell narrow enough for four models in 120 columns
         f"{percent(accuracy)} [{acc_colour}]{points(change.accuracy_delta)} "
-        f"{retention_text(change.accuracy_retention)}[/]",
+        f"{'n/a' if retained is None else f'{retained:.0f}%'}[/]",
         f"{percent(macro_f1)} [{f1_colour}]{points(change.macro_f1_delta)}[/]",
     ]
 

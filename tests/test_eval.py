@@ -316,11 +316,11 @@ def test_terminal_table_shows_languages_summaries_and_coloured_changes():
     console.print(eval_table(small_report()))
     text = console.export_text(clear=False)
     assert "en-US" in text and "sw-KE" in text and "average" in text and "worst" in text
-    assert "75.0 -25.0 75.0%" in text
-    assert "100.0 +50.0 200.0%" in text
+    assert "75.0 -25.0 75%" in text
+    assert "100.0 +50.0 200%" in text
     styled = console.export_text(styles=True)
-    assert "\x1b[31m-25.0 75.0%" in styled  # a loss of a point or more: red
-    assert "\x1b[32m+50.0 200.0%" in styled  # a gain: green
+    assert "\x1b[31m-25.0 75%" in styled  # a loss of a point or more: red
+    assert "\x1b[32m+50.0 200%" in styled  # a gain: green
 
 
 def test_paths_in_json_are_strings(tmp_path):
@@ -591,7 +591,9 @@ def test_one_table_holds_pytorch_and_its_onnx_exports(cli, models, tmp_path):
     assert torch_result["params"] <= int8["params"] < 1.05 * torch_result["params"]
     assert int8["size_bytes"] < fp32["size_bytes"]
     assert sum(s["n"] for s in int8["languages"].values()) == 50
-    assert "kdcli export" in result.stderr  # the PyTorch student can still be exported
+    # an export is in the table already: the hint is to time them all
+    assert f"kdcli eval {models['student']} {exported} {exported / 'model.onnx'}" in result.stderr
+    assert "--speed" in result.stderr
 
 
 def test_progress_is_reported_batch_by_batch(models):
@@ -610,3 +612,25 @@ def test_change_colours_green_yellow_red():
     assert _change_colour(0.0) == "green" and _change_colour(0.02) == "green"
     assert _change_colour(-0.004) == "yellow"  # under one point lost
     assert _change_colour(-0.01) == "red" and _change_colour(-0.2) == "red"
+
+
+def test_the_json_documented_in_docs_report_md_is_what_kdcli_writes():
+    from dataclasses import replace
+
+    from kdcli.evaluate import Speed
+
+    text = (Path(__file__).parent.parent / "docs" / "report.md").read_text(encoding="utf-8")
+    documented = json.loads(text.split("```json\n", 1)[1].split("\n```", 1)[0])
+    report = small_report()
+    timed = replace(report.models[1], speed=Speed(1.0, 2.0, 32, 32, 1))
+    written = json.loads(report_json(replace(report, models=[report.models[0], timed])))
+    assert set(documented) == set(written)
+    doc_model, model = documented["models"][0], written["models"][1]
+    assert set(doc_model) == set(model)
+    for key in ("average", "pooled", "worst", "speed"):
+        assert set(doc_model[key]) == set(model[key]), key
+    assert set(next(iter(doc_model["languages"].values()))) == {"n", "accuracy", "macro_f1"}
+    assert set(doc_model["vs_first"]) == set(model["vs_first"])
+    doc_change = next(iter(doc_model["vs_first"]["languages"].values()))
+    assert set(doc_change) == set(model["vs_first"]["languages"]["en-US"])
+    assert set(doc_model["vs_first"]["average"]) == set(model["vs_first"]["average"])
