@@ -99,8 +99,9 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
     accelerator = make_accelerator()
     options = LoadOptions(config.revision, config.allow_pickle)
     ref = resolve_model(config.model, options)
-    model_hash = content_hash(weight_files(ref, config.allow_pickle))
-    train, dev = load_splits(data)
+    files = weight_files(ref, config.allow_pickle)
+    train, dev = load_splits(data)  # data errors are common: report them before hashing
+    model_hash = content_hash(files)
     identity = {
         "command": "finetune",
         "options": config.identity(),
