@@ -341,3 +341,32 @@ def test_resume_with_another_teacher_configuration_is_refused(models, tmp_path):
         distill(_config(models.student, out, tmp_path / "c", train=train, alpha=0.9, resume=True))
     resumed = distill(_config(models.student, out, tmp_path / "c", train=train, resume=True))
     assert resumed.training.resumed_from == 2 and resumed.teacher_cache == "hit"
+
+
+@pytest.fixture(scope="module")
+def three_intents(tmp_path_factory) -> Path:
+    """The fixture's rows of the three intents the factory classifiers know."""
+    folder = tmp_path_factory.mktemp("three-intents")
+    keep = {"alarm_set", "play_music", "weather_query"}
+    rows = [
+        json.loads(line)
+        for f in sorted((MINI / "data").glob("*.jsonl"))
+        for line in f.read_text("utf-8").splitlines()
+    ]
+    write_jsonl(folder / "data.jsonl", [r for r in rows if r["intent"] in keep])
+    return folder / "data.jsonl"
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "deberta-v2", "electra", "modernbert"])
+def test_every_family_distils_with_hidden_states(family, make_teacher, three_intents, tmp_path):
+    teacher = make_teacher(family)
+    student = tmp_path / "student"
+    shrink(ShrinkConfig(str(teacher), out=student, layers="1,3"))
+    result = distill(
+        DistillConfig(str(student), str(three_intents), tmp_path / "o", cache_dir=tmp_path / "c",
+                      hidden_loss_weight=1.0, train=train_config(max_steps=2))
+    )  # fmt: skip
+    assert result.layer_map == [[0, 1], [1, 3]]
+    lines = [json.loads(x) for x in (tmp_path / "o" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["hidden"] > 0 and lines[0]["kd"] >= 0
+    assert transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "o")

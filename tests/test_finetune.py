@@ -178,3 +178,25 @@ def test_labels_are_ids_by_name_whatever_the_order_of_the_data(models, tmp_path)
         for n in ("fwd", "rev")
     ]  # fmt: skip
     assert results[0].labels == results[1].labels == LABELS
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "deberta-v2", "electra", "modernbert"])
+def test_every_family_fine_tunes_from_a_bare_encoder(family, make_teacher, tmp_path):
+    encoder = make_teacher(family, head="encoder")
+    result = finetune(
+        FinetuneConfig(str(encoder), str(MINI), tmp_path / "o", train_config(max_steps=2))
+    )
+    assert result.labels == LABELS and result.training.steps == 2
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "o")
+    assert model.config.num_labels == 5
+
+
+def test_a_broken_data_line_names_the_file_and_line(models, cli, tmp_path):
+    data = tmp_path / "data" / "data"
+    data.mkdir(parents=True)
+    good = (MINI / "data" / "en-US.jsonl").read_text("utf-8").splitlines()
+    (data / "en-US.jsonl").write_text(good[0] + "\n{not json\n", encoding="utf-8")
+    result = cli("finetune", models.encoder, "--data", tmp_path / "data", "--out", tmp_path / "o")
+    assert result.exit_code == 2
+    assert "en-US.jsonl, line 2: not valid JSON" in " ".join(result.output.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
