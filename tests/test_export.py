@@ -1,0 +1,417 @@
+"""kdcli export: ONNX fp32/int8 of every family, verified against PyTorch on real text."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+import transformers
+from conftest import leftovers
+from factories import FAMILIES, make_model_dir, make_tokenizer
+
+from kdcli.errors import CheckFailedError
+from kdcli.export import ExportConfig, export
+from kdcli.inference import ONNX_FILE, ONNX_INT8_FILE, open_predictor
+from kdcli.onnx_tools import FLOAT_TIERS, cpu_int8, float_nodes, weight_nodes
+
+transformers.utils.logging.disable_progress_bar()
+ROOT = Path(__file__).parent.parent
+
+
+def _run_onnx(onnx_file: Path, model_dir: Path, texts: list[str]) -> np.ndarray:
+    """Plain onnxruntime, as a user serving the file would run it (no kdcli in the way)."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    encoded = tokenizer(texts, padding=True, return_tensors="np")
+    names = [i.name for i in session.get_inputs()]
+    return session.run(None, {name: encoded[name] for name in names})[0]
+
+
+def _torch_logits(model_dir: Path, texts: list[str]) -> np.ndarray:
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    with torch.no_grad():
+        return model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
+
+
+@pytest.fixture(scope="module")
+def xlmr_export(make_teacher, tmp_path_factory) -> tuple[Path, dict, object]:
+    """One full export through the CLI (fp32 + int8, fused, latency measured) that several
+    tests read: (output dir, the --json result, the click result)."""
+    from typer.testing import CliRunner
+
+    from kdcli.cli import app
+
+    folder = tmp_path_factory.mktemp("export")
+    args = [
+        "export", str(make_teacher("xlm-roberta")), "--out", str(folder / "onnx"), "--onnx",
+        "--quantize", "int8", "--optimize", "--json", str(folder / "result.json"), "-q",
+    ]  # fmt: skip
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0, run.output
+    return folder / "onnx", json.loads((folder / "result.json").read_text()), run
+
+
+def _check_dynamic_axes(onnx_file: Path, model_dir: Path) -> None:
+    """Other batch sizes and lengths than the traced ones, through plain onnxruntime."""
+    for texts in (
+        ["play jazz"],
+        ["wake me up at seven am tomorrow", "今日の東京の天気はどう", "x"],
+    ):
+        np.testing.assert_allclose(
+            _run_onnx(onnx_file, model_dir, texts), _torch_logits(model_dir, texts), atol=1e-4
+        )
+    model = onnx.load(str(onnx_file))
+    dims = [[d.dim_param for d in i.type.tensor_type.shape.dim] for i in model.graph.input]
+    assert all(d == ["batch_size", "sequence_length"] for d in dims)
+    assert [o.name for o in model.graph.output] == ["logits"]
+
+
+# XLM-R runs in the module fixture. BERT, ELECTRA and DistilBERT trace to graphs of XLM-R's
+# shape (post-LayerNorm, learned positions), so the default suite leaves them to
+# `make test-slow` and keeps the families whose graphs differ: DeBERTa-v2 (relative-position
+# attention) and ModernBERT (rotary embeddings, local attention, GLU).
+SLOW_FAMILIES = ("bert", "electra", "distilbert")
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FAMILIES else f
+        for f in FAMILIES
+        if f != "xlm-roberta"
+    ],
+)
+def test_every_family_exports_fused_and_int8_with_dynamic_axes(family, make_teacher, tmp_path):
+    teacher = make_teacher(family)
+    result = export(
+        ExportConfig(
+            str(teacher), out=tmp_path / "onnx", quantize="int8", optimize=True, latency=False
+        )
+    )
+    assert result.passed and result.verification.passed
+    assert result.verification.fp32.max_abs_diff <= 1e-4
+    assert result.verification.int8.agreement >= 0.99
+    assert result.model_type == family
+    assert result.fusions, "no ONNX Runtime op was fused"
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "onnx" / ONNX_FILE)).graph.node}
+    assert set(result.fusions) <= ops
+    _check_dynamic_axes(tmp_path / "onnx" / ONNX_FILE, teacher)
+    int8 = _run_onnx(tmp_path / "onnx" / ONNX_INT8_FILE, teacher, ["a", "play some jazz", "x y"])
+    assert int8.shape == (3, 3)
+
+
+def test_cli_export_writes_the_summary_json_and_next_step(xlmr_export, make_teacher):
+    out, data, run = xlmr_export
+    teacher = make_teacher("xlm-roberta")
+    assert "ONNX fp32" in run.stderr and "ONNX int8" in run.stderr
+    assert "top-1 agreement" in run.stderr and "batch 1 latency" in run.stderr
+    assert f"kdcli eval {teacher} {out}" in run.stderr
+    assert data["passed"] is True and data["verification"]["int8"]["agreement"] >= 0.99
+    assert set(data["latency"]) == {"pytorch", "onnx", "onnx-int8"}
+    for latency in data["latency"].values():
+        assert latency["batch1_ms"] > 0 and latency["texts_per_s"] > 0
+        assert latency["batch_size"] == 32
+    _check_dynamic_axes(out / ONNX_FILE, teacher)
+
+
+def test_output_layout_is_what_onnxruntime_and_optimum_read(xlmr_export, make_teacher):
+    out, data, _ = xlmr_export
+    teacher = make_teacher("xlm-roberta")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [
+            ONNX_FILE,
+            ONNX_INT8_FILE,
+            "config.json",
+            "kdcli.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ]
+    )
+    assert (out / "config.json").read_bytes() == (teacher / "config.json").read_bytes()
+    transformers.AutoTokenizer.from_pretrained(out)  # tokenizer loads from the export alone
+    assert data["int8_bytes"] == (out / ONNX_INT8_FILE).stat().st_size
+    assert data["inputs"] == ["input_ids", "attention_mask"]
+
+
+def test_kdcli_json_records_settings_verification_and_runtime(xlmr_export):
+    out, data, _ = xlmr_export
+    record = json.loads((out / "kdcli.json").read_text())
+    assert record["stage"] == "export"
+    assert record["passed"] is True
+    assert record["onnxruntime_version"] == onnxruntime.__version__
+    assert record["settings"]["quantize"] == "int8" and record["settings"]["optimize"] is True
+    assert record["settings"]["atol"] == 1e-4 and record["settings"]["min_agreement"] == 0.99
+    assert record["verification"] == data["verification"]
+    assert record["verification"]["source"] == "built-in sentences"
+    assert record["quantization"]["reduce_range"] == cpu_int8().reduce_range
+    assert record["fusions"] == data["fusions"] and "Attention" in record["fusions"]
+    assert record["files"] == {ONNX_FILE: data["fp32_bytes"], ONNX_INT8_FILE: data["int8_bytes"]}
+    assert "latency" not in json.dumps(record)  # timings are not provenance: files stay identical
+    assert len(record["verification"]["languages"]) >= 20
+
+
+def test_the_same_inputs_give_byte_identical_files(xlmr_export, make_teacher, tmp_path):
+    out, _, _ = xlmr_export
+    config = ExportConfig(
+        str(make_teacher("xlm-roberta")),
+        out=tmp_path / "again",
+        quantize="int8",
+        optimize=True,
+        latency=False,
+    )
+    export(config)
+    for path in sorted(out.iterdir()):
+        assert (tmp_path / "again" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_options_can_come_from_a_config_file(cli, make_teacher, tmp_path):
+    (tmp_path / "export.yaml").write_text("quantize: int4\nmin-agreement: 0.95\n")
+    result = cli(
+        "export", make_teacher("bert"), "--out", tmp_path / "o", "--config",
+        tmp_path / "export.yaml",
+    )  # fmt: skip
+    assert "--quantize 'int4' is unknown" in _one_error_line(result)
+
+
+def test_builtin_sentences_in_scripts_the_tokenizer_lacks_are_named_as_unseen(xlmr_export):
+    _, data, run = xlmr_export
+    unseen = data["verification"]["unseen_languages"]
+    assert "en-US" not in unseen  # the tiny tokenizer was trained on English
+    assert {"ko-KR", "th-TH"} <= set(unseen)  # and never saw Hangul or Thai
+    assert any("has not seen" in note for note in data["notes"])
+    assert "has not seen" in run.stderr
+
+
+def test_languages_outside_the_training_data_in_kdcli_json_are_unseen(make_teacher):
+    from kdcli.export import VerifyText, _unseen_languages
+
+    predictor = open_predictor(make_teacher("xlm-roberta"))
+    text = VerifyText(["wake me up", "weck mich", "réveille-moi"], ["en-US", "de-DE", "fr-FR"], "x")
+    record = {
+        "stage": "distill",
+        "history": [{"stage": "finetune", "data": {"train_languages": ["en-US", "de-DE"]}}],
+    }
+    assert _unseen_languages(predictor, text, record, 128) == ["fr-FR"]
+    assert _unseen_languages(predictor, text, None, 128) == []
+
+
+def test_token_classification_with_token_type_ids_exports_and_verifies(tmp_path):
+    tokenizer = make_tokenizer("wordpiece")
+    model = make_model_dir(
+        tmp_path / "bert", "bert", head="token-classification", tokenizer=tokenizer
+    )
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    result = export(ExportConfig(str(model), out=tmp_path / "o", quantize="int8", latency=False))
+    assert result.head == "token-classification" and result.passed
+    assert result.inputs == ["input_ids", "attention_mask", "token_type_ids"]
+    session = onnxruntime.InferenceSession(str(tmp_path / "o" / ONNX_FILE))
+    assert "token_type_ids" in [i.name for i in session.get_inputs()]
+    predictor = open_predictor(tmp_path / "o", variant="fp32")
+    assert predictor.head == "token-classification"
+    longest = max(len(ids) for ids in predictor.tokenizer(["play jazz", "wake me up"])["input_ids"])
+    assert predictor.logits(["play jazz", "wake me up"]).shape == (2, longest, 3)
+
+
+def test_verify_data_takes_the_test_split_sampled_per_language(tmp_path):
+    from kdcli.export import _verify_text
+
+    data = tmp_path / "data.jsonl"
+    rows = [
+        {"text": f"{word} {i}", "label": "alarm_set", "language": lang, "split": split}
+        for lang, word in (("en-US", "wake me"), ("de-DE", "weck mich"), ("fr-FR", "réveille"))
+        for i in range(6)
+        for split in ("train", "test")
+    ]
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+    config = ExportConfig(
+        "m", out=tmp_path / "o", verify_data=str(data), languages="en-US,de-DE", verify_samples=4
+    )
+    text = _verify_text(config)
+    assert text.source == str(data)
+    assert sorted(set(text.languages)) == ["de-DE", "en-US"]
+    assert len(text.texts) == 8
+    assert text.texts == _verify_text(config).texts  # the same seed draws the same texts
+
+
+def _near_tie_classifier(folder: Path) -> Path:
+    """Labels 0 and 1 tie to within ~1e-5 on the built-in sentences, each winning about half of
+    them: int8 rounding (~1e-4 on these logits) must flip some."""
+    from kdcli.export import _builtin_sentences
+
+    teacher = make_model_dir(folder, "xlm-roberta")
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(teacher).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(teacher)
+    encoded = tokenizer(_builtin_sentences().texts, padding=True, return_tensors="pt")
+    head = model.classifier
+    with torch.no_grad():
+        features = torch.tanh(head.dense(model.roberta(**encoded).last_hidden_state[:, 0]))
+        direction = torch.randn(features.shape[1], generator=torch.Generator().manual_seed(0))
+        margins = features @ direction
+        direction *= 1e-5 / margins.std()
+        head.out_proj.weight[1] = head.out_proj.weight[0] + direction
+        head.out_proj.bias[1] = head.out_proj.bias[0] - (features @ direction).median()
+        head.out_proj.bias[2] = -10.0
+    model.save_pretrained(teacher)
+    return teacher
+
+
+def test_int8_that_disagrees_tries_every_float_tier_then_fails_with_the_numbers(tmp_path):
+    teacher = _near_tie_classifier(tmp_path / "tie")
+    with pytest.raises(CheckFailedError, match=r"int8 top-1 agreement .*% < --min-agreement"):
+        export(
+            ExportConfig(
+                str(teacher),
+                out=tmp_path / "o",
+                quantize="int8",
+                min_agreement=1.0,
+                latency=False,
+            )
+        )
+    record = json.loads((tmp_path / "o" / "kdcli.json").read_text())
+    assert list(record["quantization"]["tiers_tried"]) == list(FLOAT_TIERS)
+    assert record["verification"]["int8"]["passed"] is False
+    assert record["verification"]["fp32"]["passed"] is True
+    assert (tmp_path / "o" / ONNX_INT8_FILE).is_file()
+    assert sorted(p.name for p in (tmp_path / "o").glob("model*.onnx")) == [
+        ONNX_FILE,
+        ONNX_INT8_FILE,
+    ]
+
+
+def test_float_tiers_keep_head_then_ffn_outputs_then_edge_layers(make_teacher, tmp_path):
+    from kdcli.onnx_tools import export_graph
+
+    predictor = open_predictor(make_teacher("xlm-roberta"))
+    batch = predictor.encode(["wake me up", "play some jazz music"])[0]
+    sample = {name: torch.from_numpy(batch.inputs[name]) for name in predictor.input_names}
+    export_graph(predictor.model, sample, tmp_path / "m.onnx", None, "xlm-roberta")
+    vocab = predictor.model.config.vocab_size
+    nodes = weight_nodes(tmp_path / "m.onnx", "roberta", intermediate=64, vocab=vocab)
+    roles = {n.role for n in nodes}
+    assert {"head", "ffn-out", "word-embeddings", "small-table", "weight"} <= roles
+    assert sum(n.role == "ffn-out" for n in nodes) == 4  # one per layer
+    tiers = [set(float_nodes(nodes, tier)) for tier in FLOAT_TIERS]
+    assert tiers[0] < tiers[1] < tiers[2]
+    assert all(n.role in ("head", "small-table") for n in nodes if n.name in tiers[0])
+    assert {n.layer for n in nodes if n.name in tiers[2] - tiers[1]} == {0, 3}
+
+
+def test_reduce_range_follows_the_instruction_set(monkeypatch):
+    import kdcli.onnx_tools as tools
+
+    monkeypatch.setattr(tools.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(tools, "_cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
+    assert tools.cpu_int8().reduce_range is False
+    monkeypatch.setattr(tools, "_cpu_flags", lambda: {"avx2", "fma"})
+    assert tools.cpu_int8().reduce_range is True
+    monkeypatch.setattr(tools.platform, "machine", lambda: "arm64")
+    assert tools.cpu_int8().reduce_range is False
+
+
+def test_cli_failed_check_exits_1_with_the_summary_and_writes_the_output(
+    cli, make_teacher, tmp_path, monkeypatch
+):
+    import kdcli.onnx_tools
+
+    def broken_fuser(source: Path, target: Path) -> dict[str, int]:
+        raise RuntimeError("no rewrite applies")
+
+    monkeypatch.setattr(kdcli.onnx_tools, "fuse", broken_fuser)
+    result = cli(
+        "export", make_teacher("bert"), "--out", tmp_path / "o", "--atol", "1e-12",
+        "--optimize", "--no-latency", "--json", tmp_path / "r.json", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "fusing failed (no rewrite applies)" in result.stderr
+    assert re.search(r"fp32 max \|Δlogit\| \S+ > --atol 1e-12", result.stderr)
+    assert "verification failed" in result.stderr and "marked failed" in result.stderr
+    assert "✗" in result.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["passed"] is False
+    record = json.loads((tmp_path / "o" / "kdcli.json").read_text())
+    assert record["passed"] is False and record["verification"]["fp32"]["passed"] is False
+    assert (tmp_path / "o" / ONNX_FILE).is_file()
+    assert leftovers(tmp_path) == []
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--quantize", "int4"], "--quantize 'int4' is unknown"),
+        (["--min-agreement", "1.5"], "--min-agreement 1.5 must be between 0 and 1"),
+        (["--atol", "-1"], "--atol -1.0 must be zero or more"),
+        (["--languages", "en-US"], "--languages restricts --verify-data"),
+        (["--opset", "9"], "--opset 9 is unsupported"),
+        (["--verify-samples", "0"], "--verify-samples 0 must be at least 1"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(cli, make_teacher, tmp_path, args, message):
+    result = cli("export", make_teacher("bert"), "--out", tmp_path / "o", *args)
+    assert message in _one_error_line(result)
+    assert not (tmp_path / "o").exists() and leftovers(tmp_path) == []
+
+
+def test_existing_output_is_refused_without_overwrite(cli, make_teacher, tmp_path):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "keep.txt").write_text("mine")
+    result = cli("export", make_teacher("bert"), "--out", tmp_path / "o")
+    assert "already exists" in _one_error_line(result)
+    assert (tmp_path / "o" / "keep.txt").read_text() == "mine"
+
+
+def test_unsupported_architecture_is_named(cli, tmp_path):
+    model = tmp_path / "gpt"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    result = cli("export", model, "--out", tmp_path / "o")
+    assert "model type 'gpt2' is not supported for export" in _one_error_line(result)
+
+
+def test_encoder_without_a_classification_head_is_refused(cli, make_teacher, tmp_path):
+    result = cli("export", make_teacher("bert", head="encoder"), "--out", tmp_path / "o")
+    assert "has no classification head" in _one_error_line(result)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("module", ["onnxruntime", "onnxscript"])
+def test_missing_export_dependencies_name_the_extra(
+    cli, make_teacher, tmp_path, monkeypatch, module
+):
+    monkeypatch.setitem(sys.modules, module, None)
+    result = cli("export", make_teacher("bert"), "--out", tmp_path / "o")
+    line = _one_error_line(result)
+    assert module in line and "pip install 'kdcli[export]'" in line
+
+
+def _serving_snippet() -> str:
+    text = (ROOT / "docs" / "export.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- serving snippet -->\n```python\n(.*?)```", text, re.S)
+    assert found, "docs/export.md has no serving snippet"
+    return found.group(1)
+
+
+def test_the_serving_snippet_in_the_docs_runs_on_an_export(xlmr_export, capsys):
+    out, _, _ = xlmr_export
+    snippet = _serving_snippet()
+    assert len(snippet.strip().splitlines()) <= 12
+    code = compile(snippet.replace('"my-model-onnx"', repr(str(out))), "export.md", "exec")
+    exec(code, {})
+    printed = capsys.readouterr().out
+    assert re.search(r"(alarm_set|play_music|weather_query)", printed)
