@@ -437,7 +437,8 @@ def onnx_size(onnx_file: Path) -> int:
 
 def onnx_parameters(onnx_file: Path) -> int:
     """Elements of the graph's float and 8-bit tensors: its weights, int8 ones counted once
-    each. Scalars (constants the exporter folded) and integer shape constants are not weights."""
+    each. Scalars (constants the exporter folded), integer shape constants and the scales and
+    zero points the quantizer adds are not weights."""
     import onnx
 
     weight_types = {
@@ -452,7 +453,9 @@ def onnx_parameters(onnx_file: Path) -> int:
     return sum(
         math.prod(init.dims)
         for init in graph.initializer
-        if init.dims and init.data_type in weight_types
+        if init.dims
+        and init.data_type in weight_types
+        and not init.name.endswith(("_scale", "_zero_point"))
     )
 
 

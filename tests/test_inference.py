@@ -120,6 +120,8 @@ def test_onnx_parameter_count_matches_the_pytorch_model(exported, make_teacher):
     )
     # the traced graph stores every weight once; buffers (position ids) are integers, not weights
     assert onnx_parameters(exported / ONNX_FILE) == torch_count
+    # int8 weights count once each; the quantizer's scales and zero points are not weights
+    assert open_predictor(exported).num_parameters == torch_count
 
 
 def test_token_classification_logits_are_per_token_with_nan_after_each_text(make_teacher):
