@@ -634,3 +634,18 @@ def test_the_json_documented_in_docs_report_md_is_what_kdcli_writes():
     doc_change = next(iter(doc_model["vs_first"]["languages"].values()))
     assert set(doc_change) == set(model["vs_first"]["languages"]["en-US"])
     assert set(doc_model["vs_first"]["average"]) == set(model["vs_first"]["average"])
+
+
+def test_speed_texts_take_every_language_in_turn():
+    from kdcli.evaluate import speed_texts
+
+    examples = small_examples()  # en-US: 4 texts, sw-KE: 2
+    assert speed_texts(examples, 3) == ["wake me", "niamshe", "play jazz"]
+    assert speed_texts(examples, 100) == [
+        "wake me",
+        "niamshe",
+        "play jazz",
+        "mvua?",
+        "rain?",
+        "alarm",
+    ]
