@@ -353,6 +353,8 @@ def _train_briefly(model_dir: Path, steps: int) -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
     model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 32-wide model: more threads only wait on each other
     for _ in range(steps):
         pick = torch.randint(0, len(labels), (32,), generator=generator)
         loss = model(
@@ -363,19 +365,20 @@ def _train_briefly(model_dir: Path, steps: int) -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    torch.set_num_threads(threads)
     model.eval().save_pretrained(model_dir)
 
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> dict[str, Path]:
-    """A tiny XLM-R 'teacher' and a 2-layer 'student', both trained a little on massive-mini."""
+    """A tiny XLM-R 'teacher' trained a little on massive-mini, and an untrained 2-layer
+    'student' (only the teacher's predictions need to vary)."""
     from factories import make_model_dir
 
     root = tmp_path_factory.mktemp("eval-models")
     teacher = make_model_dir(root / "teacher", "xlm-roberta", labels=MINI_LABELS, seed=1)
     student = make_model_dir(root / "student", "xlm-roberta", labels=MINI_LABELS, seed=2, layers=2)
-    _train_briefly(teacher, 30)
-    _train_briefly(student, 15)
+    _train_briefly(teacher, 20)
     return {"teacher": teacher, "student": student}
 
 
@@ -387,10 +390,13 @@ def _reference_predictions(model_dir: Path, texts: list[str]) -> list[str]:
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     predicted = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: more threads only wait on each other
     with torch.inference_mode():
         for text in texts:
             logits = model(**tokenizer(text, truncation=True, max_length=128, return_tensors="pt"))
             predicted.append(model.config.id2label[int(logits.logits.argmax())])
+    torch.set_num_threads(threads)
     return predicted
 
 
@@ -398,7 +404,7 @@ def test_evaluate_matches_unbatched_transformers_predictions(models):
     from kdcli.data import DataConfig, load_split
     from kdcli.evaluate import EvalConfig, evaluate
 
-    report = evaluate(EvalConfig([str(models["teacher"])], str(MINI), batch_size=7))
+    report = evaluate(EvalConfig([str(models["teacher"])], str(MINI), batch_size=7, threads=1))
     examples = load_split(DataConfig(str(MINI)), "test")
     expected = _reference_predictions(models["teacher"], examples.texts)
     assert len(set(expected)) > 1, "the fixture model should not predict a single class"
@@ -436,7 +442,16 @@ def test_cli_eval_end_to_end_writes_every_file(cli, models, tmp_path):
     }
     args = [option_value for option, path in files.items() for option_value in (option, path)]
     result = cli(
-        "eval", models["teacher"], models["student"], "--data", MINI, "--speed", "-q", *args
+        "eval",
+        models["teacher"],
+        models["student"],
+        "--data",
+        MINI,
+        "--speed",
+        "--threads",
+        "1",
+        "-q",
+        *args,
     )
     assert result.exit_code == 0, result.stderr
     for language in ("ar-SA", "de-DE", "en-US", "ja-JP", "ru-RU"):
@@ -451,7 +466,7 @@ def test_cli_eval_end_to_end_writes_every_file(cli, models, tmp_path):
     student = data["models"][1]
     assert student["params"] < data["models"][0]["params"]
     assert student["speed"]["latency_ms"] > 0 and student["speed"]["throughput"] > 0
-    assert student["speed"]["batch_size"] == 32
+    assert student["speed"]["batch_size"] == 32 and student["speed"]["threads"] == 1
     assert files["--markdown"].read_text().startswith("Split `test`")
     assert files["--plot"].read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader(files["--predictions"].open(encoding="utf-8")))
