@@ -270,6 +270,7 @@ class _Loop:
         self.timings: list[EpochTiming] = []
         self.tensorboard: Any = None
         self.epoch_clock = (time.perf_counter(), 0)  # (start, samples at start) for samples/s
+        self.shown: dict[str, float] = {}  # the numbers the progress bar shows
 
     @contextlib.contextmanager
     def writer(self, main: bool) -> Iterator[None]:
@@ -365,7 +366,8 @@ class _Loop:
             state.log_sums[name] = state.log_sums.get(name, 0.0) + value
         state.log_count += 1
         if state.step % self.config.log_steps and state.step < self.plan.total_steps:
-            report(self.progress, "train", state.step, self.plan.total_steps)
+            # the bar keeps showing the last logged numbers between log lines
+            report(self.progress, "train", state.step, self.plan.total_steps, **self.shown)
             return
         names = sorted(state.log_sums)
         local = torch.tensor([state.log_sums[n] / state.log_count for n in names])
@@ -380,15 +382,10 @@ class _Loop:
         state.log_sums, state.log_count = {}, 0
         self._write_metrics(record)
         speed = self._speed()
-        report(
-            self.progress,
-            "train",
-            state.step,
-            self.plan.total_steps,
-            epoch=state.epoch + 1,
-            loss=record["loss"],
-            **({"samples/s": speed} if speed else {}),
-        )
+        self.shown = {"epoch": state.epoch + 1, "loss": record["loss"]}
+        if speed:
+            self.shown["samples/s"] = speed
+        report(self.progress, "train", state.step, self.plan.total_steps, **self.shown)
 
     def _speed(self) -> float:
         """Training samples per second in the current epoch so far (for the progress bar)."""
