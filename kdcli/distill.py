@@ -80,7 +80,7 @@ class DistillConfig:
             "student": self.student,
             **data_options(self.data_config()),
             "kd_loss": self.kd_loss,
-            "alpha": self.resolved_alpha(),
+            "alpha": None if self.no_kd else self.resolved_alpha(),  # --no-kd takes no --alpha
             "temperature": self.resolved_temperature(),
             "no_kd": self.no_kd,
             "hidden_loss_weight": self.hidden_loss_weight,

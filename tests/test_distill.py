@@ -370,3 +370,24 @@ def test_every_family_distils_with_hidden_states(family, make_teacher, three_int
     lines = [json.loads(x) for x in (tmp_path / "o" / "metrics.jsonl").read_text().splitlines()]
     assert lines[0]["hidden"] > 0 and lines[0]["kd"] >= 0
     assert transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "o")
+
+
+@pytest.mark.parametrize("extra", [[], ["--no-kd"], ["--kd-loss", "kl"]])
+def test_the_saved_config_reruns_the_same_distillation(models, cli, tmp_path, extra):
+    common = ["--max-steps", "2", "--cache-dir", tmp_path / "c", *FAST_FLAGS, *extra]
+    first = cli(
+        "distill", "--student", models.student, "--data", MINI, "--out", tmp_path / "a", *common
+    )
+    assert first.exit_code == 0, first.output
+    saved = tmp_path / "a" / "kdcli-config.yaml"
+    again = cli(
+        "distill", "--config", saved, "--out", tmp_path / "b", "--cache-dir", tmp_path / "c"
+    )
+    assert again.exit_code == 0, again.output
+    a, b = digest(tmp_path / "a"), digest(tmp_path / "b")
+    del a["kdcli.json"], b["kdcli.json"]
+    assert a == b  # the same weights, logs and config
+    records = [json.loads((tmp_path / n / "kdcli.json").read_text()) for n in ("a", "b")]
+    for record in records:  # the first run's notes say where its teacher came from
+        record["notes"] = [n for n in record["notes"] if "taken from" not in n]
+    assert records[0] == records[1]
