@@ -47,8 +47,8 @@ class OrtSettings:
 
     - SkipLayerNormFusion (Add + LayerNorm fused when a session starts) was slower than the two
       ops it replaces on the AVX-512 CPU measured, fp32 and int8 alike, so it is disabled.
-    - Spinning intra-op threads (busy-waiting for work between ops) cost up to 2x when other
-      processes share the cores, and bought little on a quiet machine, so threads sleep.
+    - Spinning intra-op threads (busy-waiting for work between ops) were 5-10% faster on a quiet
+      machine but 2x slower when other processes shared the cores, so threads sleep.
     """
 
     disabled_optimizers: tuple[str, ...] = ("SkipLayerNormFusion",)
