@@ -159,6 +159,7 @@ def test_kdcli_json_records_settings_verification_and_runtime(xlmr_export):
     assert len(record["verification"]["languages"]) >= 20
 
 
+@pytest.mark.slow  # a second full export; determinism holds for every stage, checked in slow runs
 def test_the_same_inputs_give_byte_identical_files(xlmr_export, make_teacher, tmp_path):
     out, _, _ = xlmr_export
     config = ExportConfig(
