@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole kdcli workflow on a tiny random model, offline, in a few minutes on 2 CPU cores:
-#   encoder -> finetune (the teacher) -> shrink (a copy-weight student) -> distill
+#   encoder -> finetune (the teacher) -> shrink (a copy-weight student) -> distill -> export
+#   -> eval, with a random-init student of the same shape as the baseline
 # Usage: bash examples/tiny_pipeline.sh OUT_DIR    (run from anywhere; `make demo` runs it)
 set -euo pipefail
 
@@ -31,7 +32,21 @@ kdcli shrink "$OUT/teacher" --num-layers 2 --out "$OUT/student" --overwrite --qu
 kdcli distill --student "$OUT/student" --data "$DATA" --out "$OUT/student-kd" \
     --config "$RECIPE" --overwrite --quiet --json "$OUT/student-kd.json"
 
-# --- eval: wired by the lead (kdcli eval is being built) -----------------------------------
-# --- export: wired by the lead (kdcli export is being built) -------------------------------
+# the study's baseline: the same student shape with random weights, distilled the same way
+kdcli shrink "$OUT/teacher" --num-layers 2 --random-init --out "$OUT/student-scratch" \
+    --overwrite --quiet
+kdcli distill --student "$OUT/student-scratch" --data "$DATA" --out "$OUT/student-scratch-kd" \
+    --config "$RECIPE" --overwrite --quiet
 
-echo "tiny pipeline done: teacher $OUT/teacher, student $OUT/student-kd"
+# ONNX + int8 for CPU serving, verified against PyTorch on the sample's test texts
+kdcli export "$OUT/student-kd" --onnx --quantize int8 --out "$OUT/deploy" --verify-data "$DATA" \
+    --overwrite --quiet --json "$OUT/deploy.json"
+
+# every language, side by side: the teacher, the copy-weight and the from-scratch students
+# (both distilled), and the copy-weight student's int8 export
+kdcli eval "$OUT/teacher" "$OUT/student-kd" "$OUT/student-scratch-kd" "$OUT/deploy" \
+    --data "$DATA" --split test --quiet \
+    --json "$OUT/report.json" --markdown "$OUT/report.md"
+
+echo "tiny pipeline done: teacher $OUT/teacher, student $OUT/student-kd, int8 export $OUT/deploy"
+echo "report: $OUT/report.md"

@@ -101,3 +101,11 @@ def test_the_tiny_pipeline_runs_offline_end_to_end(tmp_path):
     assert [h["stage"] for h in record["history"]] == ["shrink", "finetune"]
     assert list((out / "cache" / "teacher-outputs").glob("*.safetensors"))
     assert not list(out.glob("*.checkpoints")) and not list(out.glob("*.tmp-*"))
+    deploy = json.loads((out / "deploy.json").read_text())
+    assert (out / "deploy" / "model_quantized.onnx").exists()
+    assert deploy["passed"], deploy
+    report = json.loads((out / "report.json").read_text())
+    names = [model["name"] for model in report["models"]]
+    assert names == ["teacher", "student-kd", "student-scratch-kd", "deploy"]
+    assert all(len(model["languages"]) == 10 for model in report["models"])
+    assert (out / "report.md").read_text().count("|") > 40
