@@ -163,7 +163,9 @@ CONFIG_OPTION = typer.Option(
     is_eager=True,
     help="YAML file of options (keys as option names); flags given on the command line win.",
 )
-JSON_OPTION = typer.Option(None, "--json", help="Also write the result as JSON to this file.")
+JSON_OPTION = typer.Option(
+    None, "--json", help="Also write the result as JSON to this file (- for stdout)."
+)
 OVERWRITE_OPTION = typer.Option(False, "--overwrite", help="Replace --out if it exists.")
 SEED_OPTION = typer.Option(0, "--seed", help="Random seed (same inputs + seed = same output).")
 REVISION_OPTION = typer.Option(None, "--revision", help="Hub revision (branch, tag or commit).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +30,13 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
         raise KdcliError(f"{parent} is not a directory: choose another --out")
 
 
+STDOUT = "-"
+
+
 def check_output_file(path: Path, option: str) -> None:
-    """Fail early when a result file (e.g. `--json PATH`) could not be written."""
+    """Fail early when a result file (e.g. `--json PATH`) could not be written; `-` is stdout."""
+    if str(path) == STDOUT:
+        return
     parent = path.absolute().parent
     if path.is_dir():
         raise KdcliError(f"{option} {path} is a directory: give a file path")
@@ -69,7 +75,11 @@ def _replace(tmp: Path, out: Path, overwrite: bool) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write a result file so that readers never see half of it."""
+    """Write a result file so that readers never see half of it; `-` writes to stdout."""
+    if str(path) == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.absolute().parent)
     try:

@@ -277,36 +277,42 @@ def eval_table(report: EvalReport) -> Table:
     from kdcli.report_writers import percent
 
     models = report.models
+    # A narrow terminal gets accuracy only; macro-F1 stays in --json/--csv/--markdown.
+    with_f1 = console.width >= 16 + 30 * len(models)
+    metrics = "accuracy / macro-F1" if with_f1 else "accuracy (macro-F1: see --markdown/--json)"
     table = Table(
         title=f"kdcli eval: {report.split} split of {report.data}",
         title_justify="left",
-        caption=f"accuracy / macro-F1 in %; changes in points vs {models[0].name}"
+        caption=f"{metrics} in %; changes in points vs {models[0].name}"
         if len(models) > 1
-        else "accuracy / macro-F1 in %",
+        else f"{metrics} in %",
         caption_justify="left",
     )
     table.add_column("language", no_wrap=True)
     table.add_column("n", justify="right")
     for result in models:
         table.add_column(f"{result.name}\naccuracy", justify="right", overflow="fold")
-        table.add_column("macro-F1", justify="right")
+        if with_f1:
+            table.add_column("macro-F1", justify="right")
+    keep = slice(None) if with_f1 else slice(0, 1)
     for language in report.language_names:
         row = [language, str(models[0].languages[language].n)]
         for result in models:
             score = result.languages[language]
             change = result.changes[language] if result.changes else None
-            row += _score_cells(score.accuracy, score.macro_f1, change)
+            row += _score_cells(score.accuracy, score.macro_f1, change)[keep]
         table.add_row(*row)
     table.add_section()
     average = ["[bold]average[/]", str(models[0].summary.n)]
     pooled = ["pooled", ""]
     worst = ["worst", ""]
+    blank = [""] if with_f1 else []
     for result in models:
         s = result.summary
         cells = _score_cells(s.average_accuracy, s.average_macro_f1, result.average_change)
-        average += [f"[bold]{cell}[/]" for cell in cells]
-        pooled += [percent(s.pooled_accuracy), ""]
-        worst += [f"{s.worst_language} {percent(s.worst_accuracy)}", ""]
+        average += [f"[bold]{cell}[/]" for cell in cells[keep]]
+        pooled += [percent(s.pooled_accuracy), *blank]
+        worst += [f"{s.worst_language} {percent(s.worst_accuracy)}", *blank]
     table.add_row(*average)
     table.add_row(*pooled)
     table.add_row(*worst)

@@ -225,3 +225,11 @@ def test_interrupted_shrink_leaves_nothing(cli, make_teacher, tmp_path, monkeypa
     assert result.exit_code == 130
     assert "interrupted" in result.stderr
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_json_dash_writes_the_result_to_stdout(cli, make_teacher, tmp_path):
+    result = cli(
+        "shrink", make_teacher("bert"), "--out", tmp_path / "s", "--num-layers", "2", "--json", "-"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["kept_layers"] == [0, 3]
