@@ -138,7 +138,7 @@ def main() -> None:
         while handle.read(64 * 1024 * 1024):
             pass
     results: dict[str, list[dict[str, float]]] = {"naive": [], "kdcli": []}
-    for repeat in range(args.repeats):
+    for _ in range(args.repeats):
         for name, script in (("naive", NAIVE), ("kdcli", KDCLI)):
             out = workdir / f"student-{name}"
             results[name].append(run(script, teacher, out))
