@@ -509,31 +509,31 @@ def _is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def _train_data_config(
-    data: str,
-    languages: str | None,
-    train_languages: str | None,
-    samples_per_language: int | None,
-    text_column: str | None,
-    label_column: str | None,
-    language_column: str | None,
-    data_revision: str | None,
-    seed: int,
-) -> Any:
+def _train_data_config(params: dict[str, Any]) -> Any:
+    """The DataConfig of finetune/distill, from the command's parameters of the same names."""
     from kdcli.config import parse_csv
     from kdcli.data import DataConfig
 
     return DataConfig(
-        data=data,
-        languages=parse_csv(languages),
-        train_languages=parse_csv(train_languages),
-        samples_per_language=samples_per_language,
-        text_column=text_column,
-        label_column=label_column,
-        language_column=language_column,
-        revision=data_revision,
-        seed=seed,
+        data=params["data"],
+        languages=parse_csv(params["languages"]),
+        train_languages=parse_csv(params["train_languages"]),
+        samples_per_language=params["samples_per_language"],
+        text_column=params["text_column"],
+        label_column=params["label_column"],
+        language_column=params["language_column"],
+        revision=params["data_revision"],
+        seed=params["seed"],
     )
+
+
+def _train_config(params: dict[str, Any]) -> Any:
+    """The TrainConfig of finetune/distill: its fields are named like the options."""
+    from dataclasses import fields
+
+    from kdcli.train import TrainConfig
+
+    return TrainConfig(**{f.name: params[f.name] for f in fields(TrainConfig)})
 
 
 def _run_training(run: Any, config: Any, quiet: bool) -> Any:
@@ -590,40 +590,14 @@ def finetune(
     """Fine-tune MODEL into a classifier for the data's labels (cross-entropy): the teacher."""
     from kdcli.finetune import FinetuneConfig
     from kdcli.finetune import finetune as run_finetune
-    from kdcli.train import TrainConfig
 
+    params = dict(locals())
     _check_json(json_path)
     finetune_config = FinetuneConfig(
         model=model,
-        data=_train_data_config(
-            data,
-            languages,
-            train_languages,
-            samples_per_language,
-            text_column,
-            label_column,
-            language_column,
-            data_revision,
-            seed,
-        ),
+        data=_train_data_config(params),
         out=out,
-        train=TrainConfig(
-            epochs=epochs,
-            max_steps=max_steps,
-            lr=lr,
-            batch_size=batch_size,
-            grad_accum=grad_accum,
-            max_length=max_length,
-            warmup_ratio=warmup_ratio,
-            weight_decay=weight_decay,
-            eval_batch_size=eval_batch_size,
-            bf16=bf16,
-            save_steps=save_steps,
-            log_steps=log_steps,
-            patience=patience,
-            seed=seed,
-            report_to=report_to,
-        ),
+        train=_train_config(params),
         revision=revision,
         allow_pickle=allow_pickle,
         overwrite=overwrite,
@@ -725,22 +699,12 @@ def distill(
     """Train a student to match a fine-tuned teacher's logits (and the gold labels)."""
     from kdcli.distill import DistillConfig
     from kdcli.distill import distill as run_distill
-    from kdcli.train import TrainConfig
 
+    params = dict(locals())
     _check_json(json_path)
     distill_config = DistillConfig(
         student=student,
-        data=_train_data_config(
-            data,
-            languages,
-            train_languages,
-            samples_per_language,
-            text_column,
-            label_column,
-            language_column,
-            data_revision,
-            seed,
-        ),
+        data=_train_data_config(params),
         out=out,
         teacher=teacher,
         kd_loss=kd_loss,
@@ -749,23 +713,7 @@ def distill(
         no_kd=no_kd,
         hidden_loss_weight=hidden_loss_weight,
         cache_dir=cache_dir,
-        train=TrainConfig(
-            epochs=epochs,
-            max_steps=max_steps,
-            lr=lr,
-            batch_size=batch_size,
-            grad_accum=grad_accum,
-            max_length=max_length,
-            warmup_ratio=warmup_ratio,
-            weight_decay=weight_decay,
-            eval_batch_size=eval_batch_size,
-            bf16=bf16,
-            save_steps=save_steps,
-            log_steps=log_steps,
-            patience=patience,
-            seed=seed,
-            report_to=report_to,
-        ),
+        train=_train_config(params),
         teacher_revision=teacher_revision,
         student_revision=student_revision,
         allow_pickle=allow_pickle,
