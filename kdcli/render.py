@@ -20,6 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from kdcli.formatting import count_text as count
+from kdcli.formatting import size_text as size
 from kdcli.progress import ProgressCallback, ProgressEvent
 
 if TYPE_CHECKING:
@@ -74,23 +76,6 @@ def _number(value: float) -> str:
     if isinstance(value, int) or float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:.4g}"
-
-
-def size(num_bytes: int) -> str:
-    value = float(num_bytes)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
-
-
-def count(number: int) -> str:
-    if number >= 1_000_000:
-        return f"{number / 1e6:.1f}M"
-    if number >= 1_000:
-        return f"{number / 1e3:.1f}K"
-    return str(number)
 
 
 def ratio(before: float, after: float) -> str:

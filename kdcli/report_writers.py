@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdcli.errors import KdcliError
+from kdcli.formatting import count_text, size_text
 from kdcli.outputs import check_output_file, write_text_atomic
 
 if TYPE_CHECKING:
@@ -125,23 +126,6 @@ def points(delta: float) -> str:
 
 def retention_text(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}%"
-
-
-def size_text(num_bytes: int) -> str:
-    value = float(num_bytes)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
-
-
-def count_text(number: int) -> str:
-    if number >= 1_000_000:
-        return f"{number / 1e6:.1f}M"
-    if number >= 1_000:
-        return f"{number / 1e3:.1f}K"
-    return str(number)
 
 
 # --- JSON ---------------------------------------------------------------------------------------
