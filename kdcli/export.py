@@ -184,6 +184,7 @@ def export(config: ExportConfig, progress: ProgressCallback | None = None) -> Ex
         result = _build(config, ref, model_config, base_prefix, torch_model, text, tmp, progress)
         record = _record(config, ref, result)
         write_provenance(tmp, with_history(record, read_provenance(ref.path)))
+        _model_card(tmp, result)
     result = replace(result, out=Path(config.out), seconds=time.perf_counter() - started)
     if not result.passed:
         raise CheckFailedError(_failure_message(config, result), result)
@@ -584,4 +585,49 @@ def _failure_message(config: ExportConfig, result: ExportResult) -> str:
     return (
         f"export verification failed: {'; '.join(parts)} on {verification.texts} texts. "
         f"{result.out} was written and marked failed in kdcli.json"
+    )
+
+
+def _model_card(out_dir: Path, result: ExportResult) -> None:
+    """How to serve the export with onnxruntime, and what verification found."""
+    from kdcli.formatting import size_text
+    from kdcli.inference import ONNX_FILE, ONNX_INT8_FILE
+    from kdcli.modelcard import ONNX_USAGE, write_model_card
+
+    served = ONNX_INT8_FILE if result.int8_bytes else ONNX_FILE
+    checks = [result.verification.fp32, result.verification.int8]
+    facts: list[tuple[str, object]] = [("source", f"`{result.source}`")]
+    facts += [(f"`{ONNX_FILE}` (fp32)", size_text(result.fp32_bytes))]
+    if result.int8_bytes:
+        facts += [(f"`{ONNX_INT8_FILE}` (dynamic int8)", size_text(result.int8_bytes))]
+    facts += [
+        (
+            f"verified: `{check.file}`",
+            f"max abs Δlogit {check.max_abs_diff:.2g}, top-1 agreement {check.agreement:.1%} "
+            f"({'passed' if check.passed else 'FAILED'})",
+        )
+        for check in checks
+        if check is not None
+    ]
+    facts += [
+        (
+            "verification text",
+            f"{result.verification.source}, "
+            f"{result.verification.texts} texts, {len(result.verification.languages)} languages",
+        )
+    ]
+    summary = (
+        f"An ONNX export of `{result.source}` made by `kdcli export`, checked against the PyTorch "
+        "model on real multilingual text. It loads with onnxruntime directly (below), with "
+        "optimum's `ORTModelForSequenceClassification`, and with `kdcli eval`."
+    )
+    usage = [line.replace(ONNX_INT8_FILE, served) for line in ONNX_USAGE]
+    write_model_card(
+        out_dir,
+        f"kdcli ONNX export of {result.source}",
+        summary,
+        facts,
+        result.source,
+        usage=usage,
+        library="onnx",
     )

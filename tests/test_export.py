@@ -130,6 +130,7 @@ def test_output_layout_is_what_onnxruntime_and_optimum_read(xlmr_export, make_te
         [
             ONNX_FILE,
             ONNX_INT8_FILE,
+            "README.md",
             "config.json",
             "kdcli.json",
             "tokenizer.json",
@@ -140,6 +141,9 @@ def test_output_layout_is_what_onnxruntime_and_optimum_read(xlmr_export, make_te
     transformers.AutoTokenizer.from_pretrained(out)  # tokenizer loads from the export alone
     assert data["int8_bytes"] == (out / ONNX_INT8_FILE).stat().st_size
     assert data["inputs"] == ["input_ids", "attention_mask"]
+    card = (out / "README.md").read_text()
+    assert "library_name: onnx" in card and f'f"{{folder}}/{ONNX_INT8_FILE}"' in card
+    assert "top-1 agreement 100.0% (passed)" in card
 
 
 def test_kdcli_json_records_settings_verification_and_runtime(xlmr_export):
