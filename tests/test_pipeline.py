@@ -109,3 +109,34 @@ def test_the_tiny_pipeline_runs_offline_end_to_end(tmp_path):
     assert names == ["teacher", "student-kd", "student-scratch-kd", "deploy"]
     assert all(len(model["languages"]) == 10 for model in report["models"])
     assert (out / "report.md").read_text().count("|") > 40
+
+
+@pytest.mark.slow
+def test_every_shrink_mode_of_the_example_script_runs(tmp_path):
+    encoder = tmp_path / "encoder"
+    assert _make_tiny(encoder).returncode == 0
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    out = tmp_path / "modes"
+    done = subprocess.run(
+        ["bash", str(EXAMPLES / "shrink_modes.sh"), str(encoder), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    kept = {
+        name: json.loads((out / name / "kdcli.json").read_text())["layers"]["kept"]
+        for name in ("explicit", "uniform", "first", "last", "every-other")
+    }
+    assert kept == {
+        "explicit": [0, 1],
+        "uniform": [0, 3],
+        "first": [0, 1],
+        "last": [2, 3],
+        "every-other": [0, 2],
+    }
+    vocab = json.loads((out / "vocab-en-de" / "kdcli.json").read_text())["vocab"]
+    assert vocab["student"] < vocab["teacher"] and vocab["changed_texts"] == 0
+    assert json.loads((out / "random-init" / "kdcli.json").read_text())["init"] == "random"
