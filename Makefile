@@ -40,8 +40,13 @@ lint:
 format:
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
+# Each benchmark prints kdcli against its baseline, measured side by side in one run.
 bench: install-dev
 	$(BIN)/python benchmarks/bench_shrink.py
+	$(BIN)/python benchmarks/bench_vocab.py
+	$(BIN)/python benchmarks/bench_distill.py --epochs 3
+	$(BIN)/python benchmarks/bench_eval.py
+	$(BIN)/python benchmarks/bench_export.py
 
 clean:
 	rm -rf demo-out .pytest_cache .ruff_cache

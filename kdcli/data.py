@@ -113,7 +113,8 @@ def load_split(config: DataConfig, split: str) -> Examples:
     _check_config(config)
     source = resolve(config.data)
     columns = Columns(config.text_column, config.label_column, config.language_column)
-    rows = read_rows(source, split, columns, config.revision)
+    wanted = config.train_languages if split == "train" and config.train_languages else None
+    rows = read_rows(source, split, columns, config.revision, wanted or config.languages)
     if not rows:
         raise KdcliError(f"--data {config.data}: the {split} split is empty")
     examples = _to_examples(rows, split, source)

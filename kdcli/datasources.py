@@ -19,7 +19,7 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -80,10 +80,16 @@ def resolve(spec: str) -> Source:
     return Source("hub", spec)
 
 
-def read_rows(source: Source, split: str, columns: Columns, revision: str | None) -> list[Row]:
-    """All rows of one split (train | dev | test)."""
+def read_rows(
+    source: Source,
+    split: str,
+    columns: Columns,
+    revision: str | None,
+    locales: Sequence[str] | None = None,
+) -> list[Row]:
+    """All rows of one split (train | dev | test); `locales` lets MASSIVE skip other downloads."""
     if source.kind == "massive-hub":
-        return list(_massive_hub(split, revision or MASSIVE_REVISION))
+        return list(_massive_hub(split, revision or MASSIVE_REVISION, locales))
     if source.kind == "massive-release":
         return list(_massive_release(Path(source.location), split))
     if source.kind == "files":
@@ -159,7 +165,7 @@ def _tar_members(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
 # --- MASSIVE from the Hub ----------------------------------------------------------------------
 
 
-def _massive_hub(split: str, revision: str) -> Iterator[Row]:
+def _massive_hub(split: str, revision: str, locales: Sequence[str] | None) -> Iterator[Row]:
     from huggingface_hub import HfApi, hf_hub_download
 
     try:
@@ -176,6 +182,15 @@ def _massive_hub(split: str, revision: str) -> Iterator[Row]:
     )
     if not parquet:
         raise KdcliError(f"--data massive: no {split} files at revision {revision}")
+    if locales:  # one folder per locale: download only the ones asked for
+        available = sorted({name.split("/")[0] for name in parquet})
+        missing = [locale for locale in locales if locale not in available]
+        if missing:
+            raise KdcliError(
+                f"--languages: {', '.join(missing)} not in MASSIVE; available: "
+                f"{', '.join(available)}"
+            )
+        parquet = [name for name in parquet if name.split("/")[0] in locales]
     for name in parquet:
         local = hf_hub_download(MASSIVE_REPO, name, repo_type="dataset", revision=revision)
         yield from _massive_parquet(Path(local))

@@ -220,12 +220,22 @@ def test_massive_from_the_hub_parquet_conversion(monkeypatch, tmp_path: Path):
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    monkeypatch.setattr(
-        huggingface_hub, "hf_hub_download", lambda repo, name, repo_type, revision: files[name]
-    )
+    downloads = []
+
+    def download(repo, name, repo_type, revision):
+        downloads.append(name)
+        return files[name]
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
     dev = load_split(DataConfig("massive", languages=["ja-JP"]), "dev")
     assert dev.texts == ["九時にアラーム"] and dev.labels == ["alarm_set"]
     assert calls == [("AmazonScience/massive", "dataset", "refs/convert/parquet")]
+    assert downloads == ["ja-JP/validation/0000.parquet"]  # only the locale asked for
+    train = load_split(DataConfig("massive", train_languages=["en-US"]), "train")
+    assert train.language_names() == ["en-US"]
+    assert len(load_split(DataConfig("massive"), "test").language_names()) == 2
+    with pytest.raises(KdcliError, match="fr-FR not in MASSIVE; available: en-US, ja-JP"):
+        load_split(DataConfig("massive", languages=["fr-FR"]), "test")
 
 
 def test_massive_without_network_says_what_to_do(monkeypatch):
