@@ -96,6 +96,7 @@ class EvalResult:
     average_change: Change | None = None
     speed: Speed | None = None
     seconds: float = 0.0
+    lineage: list[str] = field(default_factory=list)  # from its kdcli.json, oldest step first
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON shape (docs/report.md); keys may be added, never renamed."""
@@ -113,6 +114,7 @@ class EvalResult:
             "vs_first": self._changes_dict(),
             "speed": self.speed.to_dict() if self.speed else None,
             "seconds": self.seconds,
+            "lineage": list(self.lineage),
         }
 
     def _changes_dict(self) -> dict[str, Any] | None:
@@ -189,6 +191,7 @@ def build_report(examples: Examples, runs: Sequence[ModelRun]) -> EvalReport:
                 average_change=compare_average(first.summary, summary) if first else None,
                 speed=run.speed,
                 seconds=run.seconds,
+                lineage=_lineage(run.path),
             )
         )
     return EvalReport(
@@ -390,3 +393,19 @@ def speed_texts(examples: Examples, count: int) -> list[str]:
         chosen += [g[depth] for g in groups if depth < len(g)]
         depth += 1
     return [examples.texts[i] for i in chosen[:count]]
+
+
+def _lineage(path: str) -> list[str]:
+    """What kdcli did to make a local model (its kdcli.json), for the report's "made by" row."""
+    from pathlib import Path
+
+    from kdcli.provenance import lineage, read_provenance
+
+    folder = Path(path)
+    folder = folder.parent if folder.suffix == ".onnx" else folder
+    if not folder.is_dir():
+        return []
+    try:
+        return lineage(read_provenance(folder))
+    except KdcliError:
+        return ["(unreadable kdcli.json)"]

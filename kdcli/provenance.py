@@ -71,3 +71,28 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"cannot store {type(value).__name__} in kdcli.json")
+
+
+def lineage(record: dict[str, Any] | None) -> list[str]:
+    """How a model was made, oldest step first, one short phrase per kdcli stage."""
+    if record is None:
+        return []
+    steps = [record, *record.get("history", [])]
+    return [_step_phrase(entry) for entry in reversed(steps)]
+
+
+def _step_phrase(entry: dict[str, Any]) -> str:
+    stage = str(entry.get("stage", "?"))
+    if stage == "shrink":
+        kept = ",".join(map(str, (entry.get("layers") or {}).get("kept", [])))
+        vocab = entry.get("vocab")
+        trimmed = f", vocab {vocab['student']:,}" if isinstance(vocab, dict) else ""
+        return f"shrink ({entry.get('init', '?')}, layers {kept}{trimmed})"
+    if stage == "distill":
+        method = entry.get("distillation") or {}
+        loss = method.get("kd_loss")
+        return f"distill ({loss}, α {method.get('alpha')})" if loss else "distill (no KD)"
+    if stage == "export":
+        quantize = (entry.get("settings") or {}).get("quantize")
+        return f"export ({'int8' if quantize == 'int8' else 'fp32'})"
+    return stage

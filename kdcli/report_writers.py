@@ -271,8 +271,10 @@ def _average_cells(result: EvalResult) -> list[str]:
 def facts_rows(models: list[EvalResult]) -> list[tuple[str, list[str]]]:
     """Per-model facts as (row label, one cell per model): kind, size, and speed if measured.
     Later models also show how they compare with the first (2.0x smaller, 3.1x faster)."""
-    rows = [
-        ("kind", [m.kind for m in models]),
+    rows = [("kind", [m.kind for m in models])]
+    if any(m.lineage for m in models):
+        rows.append(("made by", [" → ".join(m.lineage) or "-" for m in models]))
+    rows += [
         ("parameters", _compared(models, lambda m: m.params, count_text, "smaller", "larger")),
         ("size on disk", _compared(models, lambda m: m.size_bytes, size_text, "smaller", "larger")),
     ]
