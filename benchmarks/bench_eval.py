@@ -101,43 +101,13 @@ def build_model(folder: Path, layers: int, hidden: int, heads: int) -> Path:
     """A random XLM-R classifier with the sample data's 10 intents and a trained tokenizer."""
     import torch
     import transformers
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
+    from _shared import xlmr_tokenizer
 
     from kdcli.data import DataConfig, load_split
 
     texts = load_split(DataConfig(str(DATA)), "train").texts
     labels = load_split(DataConfig(str(DATA)), "test").label_names()
-    backend = Tokenizer(models.Unigram())
-    backend.normalizer = normalizers.NFKC()
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Metaspace()
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    trainer = trainers.UnigramTrainer(vocab_size=8000, special_tokens=specials, unk_token="<unk>")
-    backend.train_from_iterator(texts, trainer)
-    backend.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>",
-        pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[(t, backend.token_to_id(t)) for t in ("<s>", "</s>")],
-    )
-    tokenizer = transformers.XLMRobertaTokenizer(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        cls_token="<s>",
-        sep_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-        model_max_length=512,
-    )
+    tokenizer = xlmr_tokenizer(texts, vocab_size=8000)
     config = transformers.XLMRobertaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,

@@ -138,41 +138,9 @@ def _verification_sentences() -> tuple[list[str], list[str]]:
 
 
 def _tokenizer(texts: list[str]) -> Any:
-    """A SentencePiece-style Unigram tokenizer (XLM-R's kind), trained here: no download."""
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
-    from transformers import XLMRobertaTokenizer
+    from _shared import xlmr_tokenizer
 
-    backend = Tokenizer(models.Unigram())
-    backend.normalizer = normalizers.NFKC()
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Metaspace()
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    trainer = trainers.UnigramTrainer(vocab_size=2000, special_tokens=specials, unk_token="<unk>")
-    backend.train_from_iterator(texts, trainer)
-    backend.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>",
-        pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[(t, backend.token_to_id(t)) for t in ("<s>", "</s>")],
-    )
-    return XLMRobertaTokenizer(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        cls_token="<s>",
-        sep_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-        model_max_length=512,
-    )
+    return xlmr_tokenizer(texts, vocab_size=2000)
 
 
 def _fit_head(model: Any, tokenizer: Any, texts: list[str], labels: list[int]) -> None:
