@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdcli.errors import KdcliError, one_line
-from kdcli.models import LoadOptions, ModelRef, read_config_dict, resolve_model, weight_files
+from kdcli.models import (
+    LoadOptions,
+    ModelRef,
+    load_tokenizer_from,
+    read_config_dict,
+    resolve_model,
+    weight_files,
+)
 from kdcli.onnx_tools import EXPORT_EXTRA
 
 if TYPE_CHECKING:
@@ -258,7 +265,7 @@ class TorchPredictor(Predictor):
         self.threads = threads
         self.device = device
         self.model = _load_torch_model(ref, self.head, options, device)
-        self.tokenizer = load_tokenizer_for(ref.path, ref.name, options.trust_remote_code)
+        self.tokenizer = load_tokenizer_from(ref.path, ref.name, options.trust_remote_code)
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
         self.num_parameters = sum(p.numel() for p in self.model.parameters())
         self.size_bytes = sum(f.stat().st_size for f in weight_files(ref, options.allow_pickle))
@@ -354,7 +361,7 @@ class OnnxPredictor(Predictor):
         self.threads = threads
         self.settings = settings or OrtSettings()
         self.session = _session(ort, onnx_file, threads, self.settings)
-        self.tokenizer = load_tokenizer_for(folder, str(folder))
+        self.tokenizer = load_tokenizer_from(folder, str(folder))
         self.id2label = _export_labels(folder, self.session)
         output = self.session.get_outputs()[0]
         self.head = "token-classification" if len(output.shape) == 3 else "sequence-classification"
@@ -473,28 +480,6 @@ def _export_labels(folder: Path, session: Any) -> dict[int, str]:
         count = width if isinstance(width, int) else int(data.get("num_labels", 2))
         return {i: f"LABEL_{i}" for i in range(count)}
     return {int(k): str(v) for k, v in labels.items()}
-
-
-def load_tokenizer_for(
-    folder: Path, name: str, trust_remote_code: bool = False
-) -> PreTrainedTokenizerBase:
-    """The tokenizer saved beside a model; a clear error when its files are missing."""
-    from transformers import AutoTokenizer
-
-    from kdcli.models import TOKENIZER_FILES
-
-    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
-        raise KdcliError(
-            f"{name} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...): copy the "
-            "source model's tokenizer files into it"
-        )
-    try:
-        return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except Exception as err:  # transformers raises OSError/ValueError/... for broken files
-        raise KdcliError(
-            f"cannot load the tokenizer of {name}: {one_line(err)} (copy the source model's "
-            "tokenizer files into it)"
-        ) from err
 
 
 def encode_batches(

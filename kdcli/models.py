@@ -193,15 +193,27 @@ def copy_tokenizer_files(ref: ModelRef, out_dir: Path) -> list[str]:
 
 
 def load_tokenizer(ref: ModelRef, options: LoadOptions | None = None) -> PreTrainedTokenizerBase:
+    options = options or LoadOptions()
+    return load_tokenizer_from(ref.path, ref.name, options.trust_remote_code)
+
+
+def load_tokenizer_from(
+    folder: Path, name: str, trust_remote_code: bool = False
+) -> PreTrainedTokenizerBase:
+    """The tokenizer saved beside a model; a clear error when its files are missing."""
     from transformers import AutoTokenizer
 
-    options = options or LoadOptions()
-    try:
-        return AutoTokenizer.from_pretrained(ref.path, trust_remote_code=options.trust_remote_code)
-    except Exception as err:  # transformers raises OSError/ValueError/... for missing files
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
         raise KdcliError(
-            f"cannot load a tokenizer from {ref.name}: {one_line(err)} "
-            "(copy the tokenizer files into the model directory)"
+            f"{name} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...): copy the "
+            "source model's tokenizer files into it"
+        )
+    try:
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except Exception as err:  # transformers raises OSError/ValueError/... for broken files
+        raise KdcliError(
+            f"cannot load the tokenizer of {name}: {one_line(err)} (copy the source model's "
+            "tokenizer files into it)"
         ) from err
 
 
