@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from kdcli.data import DataConfig
 from kdcli.errors import KdcliError
 from kdcli.progress import ProgressCallback
 from kdcli.provenance import find_stage
+from kdcli.results import JsonResult
 from kdcli.train import TrainConfig
 from kdcli.trainjob import TrainSummary, as_data_config, data_options
 
@@ -98,7 +99,7 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
-class DistillResult:
+class DistillResult(JsonResult):
     out: Path
     teacher: str | None
     student: str
@@ -112,11 +113,6 @@ class DistillResult:
     labels: list[str]
     training: TrainSummary
     notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["out"] = str(self.out)
-        return data
 
 
 def distill(config: DistillConfig, progress: ProgressCallback | None = None) -> DistillResult:

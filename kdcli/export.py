@@ -45,6 +45,7 @@ from kdcli.onnx_tools import FLOAT_TIERS, cpu_int8, require_export_stack
 from kdcli.outputs import atomic_output_dir, check_output_dir
 from kdcli.progress import ProgressCallback, report
 from kdcli.provenance import make_record, read_provenance, with_history, write_provenance
+from kdcli.results import JsonResult
 
 if TYPE_CHECKING:
     import numpy as np
@@ -135,7 +136,7 @@ class Quantization:
 
 
 @dataclass(frozen=True)
-class ExportResult:
+class ExportResult(JsonResult):
     out: Path
     source: str
     model_type: str
@@ -152,11 +153,6 @@ class ExportResult:
     passed: bool
     seconds: float
     notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["out"] = str(self.out)
-        return data
 
 
 @dataclass(frozen=True)

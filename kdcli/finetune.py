@@ -8,12 +8,13 @@ same ids) is put on a pretrained encoder and the whole model is trained by the o
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kdcli.data import DataConfig
 from kdcli.progress import ProgressCallback
+from kdcli.results import JsonResult
 from kdcli.train import TrainConfig
 from kdcli.trainjob import TrainSummary, as_data_config, data_options
 
@@ -55,18 +56,13 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
-class FinetuneResult:
+class FinetuneResult(JsonResult):
     out: Path
     model: str
     labels: list[str]
     num_layers: int
     training: TrainSummary
     notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["out"] = str(self.out)
-        return data
 
 
 def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -> FinetuneResult:

@@ -36,6 +36,7 @@ from kdcli.models import (
 from kdcli.outputs import atomic_output_dir, check_output_dir
 from kdcli.progress import ProgressCallback, report
 from kdcli.provenance import make_record, read_provenance, with_history, write_provenance
+from kdcli.results import JsonResult
 from kdcli.selection import (
     LAYER_STRATEGIES,
     HeadShape,
@@ -110,7 +111,7 @@ class Shape:
 
 
 @dataclass(frozen=True)
-class ShrinkResult:
+class ShrinkResult(JsonResult):
     out: Path
     source: str
     architecture: str
@@ -130,11 +131,6 @@ class ShrinkResult:
     vocab: VocabReport | None = None
     layer_importance: list[float] | None = None  # per teacher layer (--layer-strategy importance)
     calibration_samples: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["out"] = str(self.out)
-        return data
 
 
 def shrink(config: ShrinkConfig, progress: ProgressCallback | None = None) -> ShrinkResult:
