@@ -376,9 +376,17 @@ def models(tmp_path_factory) -> dict[str, Path]:
     from factories import make_model_dir
 
     root = tmp_path_factory.mktemp("eval-models")
+    from kdcli.data import DataConfig, load_split
+
     teacher = make_model_dir(root / "teacher", "xlm-roberta", labels=MINI_LABELS, seed=1)
     student = make_model_dir(root / "student", "xlm-roberta", labels=MINI_LABELS, seed=2, layers=2)
-    _train_briefly(teacher, 20)
+    # The trained tokenizer differs between processes (the trainer breaks ties at random), so
+    # train until the predictions vary rather than for a fixed number of steps.
+    texts = load_split(DataConfig(str(MINI)), "test").texts
+    for _ in range(10):
+        _train_briefly(teacher, 20)
+        if len(set(_reference_predictions(teacher, texts))) > 1:
+            break
     return {"teacher": teacher, "student": student}
 
 
