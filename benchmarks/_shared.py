@@ -44,3 +44,19 @@ def xlmr_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
         mask_token="<mask>",
         model_max_length=512,
     )
+
+
+def run_script(script: str, *args: object) -> dict[str, Any]:
+    """Run `python -c script args...` in a fresh process; its last stdout line is JSON.
+
+    A fresh process per measurement keeps imports, caches and peak memory of one contender
+    out of the other's figures.
+    """
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])

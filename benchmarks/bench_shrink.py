@@ -109,13 +109,9 @@ def build_teacher(folder: Path) -> Path:
 
 
 def run(script: str, teacher: Path, out: Path) -> dict[str, float]:
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(teacher), str(out), json.dumps(LAYERS)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    from _shared import run_script
+
+    return run_script(script, teacher, out, json.dumps(LAYERS))
 
 
 def main() -> None:

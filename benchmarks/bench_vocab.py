@@ -126,13 +126,9 @@ def build_tokenizer(folder: Path, trained: int) -> dict[str, int]:
 
 
 def run(teacher: Path, out: Path, layers: list[int] | None) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", KDCLI, str(teacher), str(out), str(SAMPLE), json.dumps(layers)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    from _shared import run_script
+
+    return run_script(KDCLI, teacher, out, SAMPLE, json.dumps(layers))
 
 
 def main() -> None:
