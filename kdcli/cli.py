@@ -20,9 +20,16 @@ from kdcli import render
 from kdcli._version import __version__
 from kdcli.errors import CheckFailedError, KdcliError
 
+WORKFLOW = ("finetune", "shrink", "distill", "eval", "export")
+
 
 class KdcliGroup(TyperGroup):
     """Turns every error into one clear line and the documented exit code."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """Commands in workflow order, as the help lists them."""
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: WORKFLOW.index(n) if n in WORKFLOW else len(WORKFLOW))
 
     def main(  # type: ignore[override]
         self,
@@ -108,7 +115,9 @@ def _quiet_libraries() -> None:
 app = typer.Typer(
     cls=KdcliGroup,
     name="kdcli",
-    help="Make multilingual transformer classifiers small and fast without losing languages.",
+    help="Make multilingual transformer classifiers small and fast without losing languages.\n\n"
+    "Workflow: finetune (a teacher) -> shrink (a student copied from it) -> distill -> eval "
+    "(per language) -> export (ONNX / int8). Docs: docs/cli.md.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
