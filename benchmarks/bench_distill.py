@@ -42,8 +42,8 @@ def build_models(work: Path, layers: int, hidden: int) -> tuple[Path, Path]:
     """A random teacher classifier for the sample's labels and its half-depth student."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from kdcli.data import DataConfig, load_split
-    from kdcli.shrink import ShrinkConfig, shrink
+    from kdcli.data.splits import DataConfig, load_split
+    from kdcli.steps.shrink import ShrinkConfig, shrink
 
     spec = importlib.util.spec_from_file_location("tiny", ROOT / "examples" / "make_tiny_model.py")
     tiny = importlib.util.module_from_spec(spec)
@@ -76,7 +76,7 @@ def run_trainer(teacher_dir: Path, student_dir: Path, epochs: int, work: Path) -
         TrainingArguments,
     )
 
-    from kdcli.data import DataConfig, load_split
+    from kdcli.data.splits import DataConfig, load_split
 
     class DistillationTrainer(Trainer):
         def __init__(self, *args, teacher, **kwargs):
@@ -143,8 +143,8 @@ def run_trainer(teacher_dir: Path, student_dir: Path, epochs: int, work: Path) -
 
 def run_kdcli(teacher: Path, student: Path, epochs: int, work: Path) -> tuple[list[float], float]:
     """kdcli distill: samples/s of each epoch, epoch 1 charged with building the teacher cache."""
-    from kdcli.distill import DistillConfig, distill
-    from kdcli.train import TrainConfig
+    from kdcli.steps.distill import DistillConfig, distill
+    from kdcli.training.loop import TrainConfig
 
     result = distill(
         DistillConfig(

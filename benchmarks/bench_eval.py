@@ -45,7 +45,7 @@ import torch
 start = time.perf_counter()
 import transformers
 from transformers import pipeline
-from kdcli.data import DataConfig, load_split
+from kdcli.data.splits import DataConfig, load_split
 model_dir, data, threads, batch_size, mode = sys.argv[1:6]
 torch.set_num_threads(int(threads))
 transformers.logging.set_verbosity_error()
@@ -68,17 +68,17 @@ KDCLI = """
 import json, sys, time
 import torch
 start = time.perf_counter()
-import kdcli.inference
-from kdcli.evaluate import EvalConfig, evaluate
+import kdcli.runtime.predictor
+from kdcli.steps.evaluate import EvalConfig, evaluate
 model_dir, data, threads, batch_size, mode = sys.argv[1:6]
 # Benchmark-only instrumentation: note when the model is loaded, to time prediction alone.
 loaded = []
-open_predictor = kdcli.inference.open_predictor
+open_predictor = kdcli.runtime.predictor.open_predictor
 def timed_open(*args, **kwargs):
     predictor = open_predictor(*args, **kwargs)
     loaded.append(time.perf_counter())
     return predictor
-kdcli.inference.open_predictor = timed_open
+kdcli.runtime.predictor.open_predictor = timed_open
 progress_at = []
 report = evaluate(EvalConfig([model_dir], data, split="test", threads=int(threads),
                              batch_size=int(batch_size)),
@@ -103,7 +103,7 @@ def build_model(folder: Path, layers: int, hidden: int, heads: int) -> Path:
     import transformers
     from _shared import xlmr_tokenizer
 
-    from kdcli.data import DataConfig, load_split
+    from kdcli.data.splits import DataConfig, load_split
 
     texts = load_split(DataConfig(str(DATA)), "train").texts
     labels = load_split(DataConfig(str(DATA)), "test").label_names()
@@ -131,7 +131,7 @@ def prepare_data(workdir: Path, split: str, copies: int) -> tuple[Path, int]:
     """The split's examples `copies` times over as one .jsonl file (ids made unique), so that a
     run takes long enough for the model's loading time not to dominate, as on real test sets
     (MASSIVE's test split has 2,974 examples per locale)."""
-    from kdcli.data import DataConfig, load_split
+    from kdcli.data.splits import DataConfig, load_split
 
     examples = load_split(DataConfig(str(DATA)), split)
     path = workdir / f"{split}-x{copies}.jsonl"

@@ -24,7 +24,7 @@ than fp32, top-1 agreement >= 99%.
 
 `--sweep` also times the ONNX Runtime choices kdcli makes (SkipLayerNormFusion on/off, spinning
 threads on/off, 1 vs all threads, the --optimize graph, int8 quantized from the fused graph): the
-numbers behind `kdcli.inference.OrtSettings` and the int8 source graph.
+numbers behind `kdcli.runtime.predictor.OrtSettings` and the int8 source graph.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def _parse() -> argparse.Namespace:
 def run(args: argparse.Namespace, workdir: Path) -> None:
     import transformers
 
-    from kdcli.export import ExportConfig, export
-    from kdcli.inference import ONNX_FILE, ONNX_INT8_FILE, open_predictor
+    from kdcli.runtime.predictor import ONNX_FILE, ONNX_INT8_FILE, open_predictor
+    from kdcli.steps.export import ExportConfig, export
 
     transformers.utils.logging.disable_progress_bar()
 
@@ -165,9 +165,9 @@ def sweep_backends(
     args: argparse.Namespace, model_dir: Path, workdir: Path, out: Path
 ) -> dict[str, Any]:
     """The session and graph choices kdcli could make, each as a backend to time."""
-    from kdcli.export import ExportConfig, export
-    from kdcli.inference import ONNX_FILE, ONNX_INT8_FILE, OrtSettings, open_predictor
-    from kdcli.onnx_tools import quantize
+    from kdcli.runtime.onnx_graph import quantize
+    from kdcli.runtime.predictor import ONNX_FILE, ONNX_INT8_FILE, OrtSettings, open_predictor
+    from kdcli.steps.export import ExportConfig, export
 
     fused = workdir / "export-optimized"
     export(ExportConfig(str(model_dir), out=fused, optimize=True, latency=False, overwrite=True))
@@ -260,7 +260,7 @@ def time_backends(backends: dict[str, Any], rounds: int, vocab: int) -> dict[str
     """Median ms per forward pass for each backend and batch size, rounds interleaved."""
     import numpy as np
 
-    from kdcli.inference import time_forward
+    from kdcli.runtime.predictor import time_forward
 
     rng = np.random.default_rng(0)
     inputs = {
@@ -293,7 +293,7 @@ def report(
     import onnxruntime
     import torch
 
-    from kdcli.onnx_tools import cpu_int8
+    from kdcli.runtime.onnx_graph import cpu_int8
 
     cpu = cpu_int8()
     print()

@@ -6,7 +6,7 @@ Both ways build the same 6-layer student (layers 0,2,4,7,9,11):
 
 - naive: AutoModelForSequenceClassification.from_pretrained(teacher), a student model from its
   config, load_state_dict with renumbered layers, save_pretrained;
-- kdcli: `kdcli.shrink`, which streams tensors from the teacher's file into the student's.
+- kdcli: `kdcli.steps.shrink`, which streams tensors from the teacher's file into the student's.
 
 Each run is a fresh subprocess (peak RSS = its own ru_maxrss; Linux carries the parent's RSS at
 fork into a child's ru_maxrss, so this parent stays small and builds the teacher in a subprocess
@@ -71,7 +71,7 @@ def build_teacher(folder: Path) -> Path:
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-    from kdcli.tensor_io import SafetensorsWriter, TensorInfo
+    from kdcli.files.tensor_stream import SafetensorsWriter, TensorInfo
 
     config = XLMRobertaConfig(
         vocab_size=250_002,

@@ -9,15 +9,16 @@ Importing kdcli does not load torch: every module imports its heavy dependencies
 """
 
 from kdcli._version import __version__
-from kdcli.data import DataConfig
-from kdcli.distill import DistillConfig, DistillResult, distill
-from kdcli.errors import CheckFailedError, KdcliError
-from kdcli.evaluate import EvalConfig, EvalReport, EvalResult, evaluate
-from kdcli.export import ExportConfig, ExportResult, export
-from kdcli.finetune import FinetuneConfig, FinetuneResult, finetune
-from kdcli.inference import Predictor, open_predictor
-from kdcli.shrink import ShrinkConfig, ShrinkResult, shrink
-from kdcli.train import TrainConfig
+from kdcli.core.errors import CheckFailedError, KdcliError
+from kdcli.data.splits import DataConfig
+from kdcli.evaluation.report import EvalReport, EvalResult
+from kdcli.runtime.predictor import Predictor, open_predictor
+from kdcli.steps.distill import DistillConfig, DistillResult, distill
+from kdcli.steps.evaluate import EvalConfig, evaluate
+from kdcli.steps.export import ExportConfig, ExportResult, export
+from kdcli.steps.finetune import FinetuneConfig, FinetuneResult, finetune
+from kdcli.steps.shrink import ShrinkConfig, ShrinkResult, shrink
+from kdcli.training.loop import TrainConfig
 
 __all__ = [
     "CheckFailedError",

@@ -15,13 +15,13 @@ from conftest import DATA
 from factories import CORPUS, FAMILIES, make_config
 from safetensors.torch import load_file, save_file
 
-from kdcli.architectures import TensorMatcher, architecture_for
-from kdcli.calibration import calibrate, calibration_texts, hook_points
-from kdcli.data import DataConfig, load_split
-from kdcli.models import resolve_model
-from kdcli.selection import from_ranges
-from kdcli.shrink import ShrinkConfig, shrink
-from kdcli.slicing import plan_tensors
+from kdcli.data.splits import DataConfig, load_split
+from kdcli.files.model_dirs import resolve_model
+from kdcli.files.provenance import from_ranges
+from kdcli.steps.shrink import ShrinkConfig, shrink
+from kdcli.surgery.architectures import TensorMatcher, architecture_for
+from kdcli.surgery.calibration import calibrate, calibration_texts, hook_points
+from kdcli.surgery.slicing import plan_tensors
 
 transformers.utils.logging.disable_progress_bar()
 transformers.utils.logging.set_verbosity_error()

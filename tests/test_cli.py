@@ -213,13 +213,12 @@ def test_unwritable_json_path_fails_before_any_work(cli, make_teacher, tmp_path)
 
 
 def test_interrupted_shrink_leaves_nothing(cli, make_teacher, tmp_path, monkeypatch):
-    import importlib
+    import kdcli.steps.shrink
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    # importlib: `kdcli.shrink` as an attribute is the API function, not the module
-    monkeypatch.setattr(importlib.import_module("kdcli.shrink"), "copy_tensors", interrupted)
+    monkeypatch.setattr(kdcli.steps.shrink, "copy_tensors", interrupted)
     out = tmp_path / "student"
     result = cli("shrink", make_teacher("bert"), "--out", out, "--num-layers", "2")
     assert result.exit_code == 130

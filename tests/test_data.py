@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kdcli import datasources
-from kdcli.data import DataConfig, Examples, label_ids, load_split, normalize_split
-from kdcli.errors import KdcliError
+from kdcli.core.errors import KdcliError
+from kdcli.data import sources as datasources
+from kdcli.data.splits import DataConfig, Examples, label_ids, load_split, normalize_split
 
 ROWS = [
     # id, locale, partition, intent, utt

@@ -22,13 +22,13 @@ from training_helpers import (
     write_jsonl,
 )
 
-from kdcli.batching import Encoded, encode
-from kdcli.data import DataConfig, load_split
-from kdcli.distill import DistillConfig, distill, layer_pairs, recorded_teacher
-from kdcli.errors import KdcliError
-from kdcli.finetune import FinetuneConfig, finetune
-from kdcli.shrink import ShrinkConfig, shrink
-from kdcli.teacher_cache import TeacherOutputs
+from kdcli.core.errors import KdcliError
+from kdcli.data.batching import Encoded, encode
+from kdcli.data.splits import DataConfig, load_split
+from kdcli.steps.distill import DistillConfig, distill, layer_pairs, recorded_teacher
+from kdcli.steps.finetune import FinetuneConfig, finetune
+from kdcli.steps.shrink import ShrinkConfig, shrink
+from kdcli.training.teacher_cache import TeacherOutputs
 
 FAST_FLAGS = ["--lr", "3e-3", "--weight-decay", "0", "--batch-size", "16", "-q"]
 
@@ -210,8 +210,8 @@ def test_a_student_with_another_tokenizer_reads_its_own_tokens(models, make_teac
 
 
 def test_teacher_logits_follow_the_students_label_order():
-    from kdcli.objective import classification_task
-    from kdcli.train import EvalSet
+    from kdcli.training.loop import EvalSet
+    from kdcli.training.objective import classification_task
 
     encoded = Encoded([[0, 5, 2], [0, 6, 7, 2]], pad_id=1)
     teacher = TeacherOutputs(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), {}, None)
@@ -225,7 +225,7 @@ def test_teacher_logits_follow_the_students_label_order():
 
 
 def test_cached_hidden_states_are_real_tokens_only(models):
-    from kdcli import teacher_cache
+    from kdcli.training import teacher_cache
 
     teacher = transformers.AutoModelForSequenceClassification.from_pretrained(models.teacher)
     tokenizer = transformers.AutoTokenizer.from_pretrained(models.teacher)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kdcli.data import Examples
-from kdcli.errors import KdcliError
-from kdcli.evaluate import ModelRun, build_report, unique_names
-from kdcli.report_writers import (
+from kdcli.core.errors import KdcliError
+from kdcli.data.splits import Examples
+from kdcli.evaluation.report import ModelRun, build_report
+from kdcli.evaluation.report_files import (
     ReportOutputs,
     check_outputs,
     predictions_csv,
@@ -24,6 +24,7 @@ from kdcli.report_writers import (
     write_outputs,
     write_plot,
 )
+from kdcli.steps.evaluate import unique_names
 
 LABELS = ("alarm_set", "play_music", "weather_query")
 
@@ -182,8 +183,8 @@ def test_markdown_table_has_languages_as_rows_and_models_as_columns():
 def test_speed_rows_compare_with_the_first_model():
     from dataclasses import replace
 
-    from kdcli.evaluate import Speed
-    from kdcli.report_writers import facts_rows
+    from kdcli.evaluation.report import Speed
+    from kdcli.evaluation.report_files import facts_rows
 
     report = small_report()
     teacher, student = report.models
@@ -263,14 +264,14 @@ def test_bad_output_paths_are_refused_before_any_work(tmp_path, outputs, message
 
 
 def test_unwritable_output_folder_is_refused(tmp_path, monkeypatch):
-    import kdcli.outputs
+    import kdcli.files.outputs
 
     # The tests may run as root, who can write anywhere: simulate a read-only folder.
     folder = tmp_path / "ro"
     folder.mkdir()
-    real = kdcli.outputs.os.access
+    real = kdcli.files.outputs.os.access
     monkeypatch.setattr(
-        kdcli.outputs.os, "access", lambda p, mode: Path(p) != folder and real(p, mode)
+        kdcli.files.outputs.os, "access", lambda p, mode: Path(p) != folder and real(p, mode)
     )
     with pytest.raises(KdcliError, match=r"--json .* not writable"):
         check_outputs(ReportOutputs(json=folder / "r.json"))
@@ -310,7 +311,7 @@ def test_unique_names_for_models_that_share_a_folder_name():
 def test_terminal_table_shows_languages_summaries_and_coloured_changes():
     from rich.console import Console
 
-    from kdcli.render import eval_table
+    from kdcli.cli.render import eval_table
 
     console = Console(file=io.StringIO(), record=True, width=160, color_system="standard")
     console.print(eval_table(small_report()))
@@ -341,7 +342,7 @@ def _train_briefly(model_dir: Path, steps: int) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from kdcli.data import DataConfig, load_split
+    from kdcli.data.splits import DataConfig, load_split
 
     train = load_split(DataConfig(str(MINI)), "train")
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
@@ -376,7 +377,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     from factories import make_model_dir
 
     root = tmp_path_factory.mktemp("eval-models")
-    from kdcli.data import DataConfig, load_split
+    from kdcli.data.splits import DataConfig, load_split
 
     teacher = make_model_dir(root / "teacher", "xlm-roberta", labels=MINI_LABELS, seed=1)
     student = make_model_dir(root / "student", "xlm-roberta", labels=MINI_LABELS, seed=2, layers=2)
@@ -409,8 +410,8 @@ def _reference_predictions(model_dir: Path, texts: list[str]) -> list[str]:
 
 
 def test_evaluate_matches_unbatched_transformers_predictions(models):
-    from kdcli.data import DataConfig, load_split
-    from kdcli.evaluate import EvalConfig, evaluate
+    from kdcli.data.splits import DataConfig, load_split
+    from kdcli.steps.evaluate import EvalConfig, evaluate
 
     report = evaluate(EvalConfig([str(models["teacher"])], str(MINI), batch_size=7, threads=1))
     examples = load_split(DataConfig(str(MINI)), "test")
@@ -423,17 +424,17 @@ def test_evaluate_matches_unbatched_transformers_predictions(models):
 
 
 def test_each_model_runs_once_over_the_whole_split(models, monkeypatch):
-    import kdcli.inference
+    import kdcli.runtime.predictor
 
     calls = []
-    real = kdcli.inference.Predictor.logits
+    real = kdcli.runtime.predictor.Predictor.logits
 
     def counted(self, texts, *args, **kwargs):
         calls.append(len(texts))
         return real(self, texts, *args, **kwargs)
 
-    monkeypatch.setattr(kdcli.inference.Predictor, "logits", counted)
-    from kdcli.evaluate import EvalConfig, evaluate
+    monkeypatch.setattr(kdcli.runtime.predictor.Predictor, "logits", counted)
+    from kdcli.steps.evaluate import EvalConfig, evaluate
 
     evaluate(EvalConfig([str(models["teacher"]), str(models["student"])], str(MINI)))
     assert calls == [50, 50]  # 5 languages x 10 test examples, one call per model
@@ -511,12 +512,12 @@ def test_config_file_lists_models_and_flags_win(cli, models, tmp_path):
 @pytest.fixture
 def no_model_runs(monkeypatch):
     """Bad input must be found before any model is loaded: loading one fails this test."""
-    import kdcli.inference
+    import kdcli.runtime.predictor
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded before the input was checked")
 
-    monkeypatch.setattr(kdcli.inference, "open_predictor", refuse)
+    monkeypatch.setattr(kdcli.runtime.predictor, "open_predictor", refuse)
 
 
 def _one_line_error(result) -> str:
@@ -595,7 +596,7 @@ def test_a_model_without_classification_head(cli, make_teacher, no_model_runs):
 def test_one_table_holds_pytorch_and_its_onnx_exports(cli, models, tmp_path):
     """The student, its export dir (int8 picked when present) and its fp32 file, side by side."""
     pytest.importorskip("onnxruntime")
-    from kdcli.export import ExportConfig, export
+    from kdcli.steps.export import ExportConfig, export
 
     exported = tmp_path / "student-onnx"
     export(ExportConfig(str(models["student"]), exported, quantize="int8", latency=False))
@@ -618,7 +619,7 @@ def test_one_table_holds_pytorch_and_its_onnx_exports(cli, models, tmp_path):
 
 
 def test_progress_is_reported_batch_by_batch(models):
-    from kdcli.evaluate import EvalConfig, evaluate
+    from kdcli.steps.evaluate import EvalConfig, evaluate
 
     events = []
     evaluate(EvalConfig([str(models["student"])], str(MINI), batch_size=16), events.append)
@@ -628,7 +629,7 @@ def test_progress_is_reported_batch_by_batch(models):
 
 
 def test_change_colours_green_yellow_red():
-    from kdcli.render import _change_colour
+    from kdcli.cli.render import _change_colour
 
     assert _change_colour(0.0) == "green" and _change_colour(0.02) == "green"
     assert _change_colour(-0.004) == "yellow"  # under one point lost
@@ -638,7 +639,7 @@ def test_change_colours_green_yellow_red():
 def test_the_json_documented_in_docs_report_md_is_what_kdcli_writes():
     from dataclasses import replace
 
-    from kdcli.evaluate import Speed
+    from kdcli.evaluation.report import Speed
 
     text = (Path(__file__).parent.parent / "docs" / "report.md").read_text(encoding="utf-8")
     documented = json.loads(text.split("```json\n", 1)[1].split("\n```", 1)[0])
@@ -658,7 +659,7 @@ def test_the_json_documented_in_docs_report_md_is_what_kdcli_writes():
 
 
 def test_speed_texts_take_every_language_in_turn():
-    from kdcli.evaluate import speed_texts
+    from kdcli.steps.evaluate import speed_texts
 
     examples = small_examples()  # en-US: 4 texts, sw-KE: 2
     assert speed_texts(examples, 3) == ["wake me", "niamshe", "play jazz"]

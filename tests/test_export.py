@@ -16,10 +16,10 @@ import transformers
 from conftest import leftovers
 from factories import FAMILIES, make_model_dir, make_tokenizer
 
-from kdcli.errors import CheckFailedError
-from kdcli.export import ExportConfig, export
-from kdcli.inference import ONNX_FILE, ONNX_INT8_FILE, open_predictor
-from kdcli.onnx_tools import FLOAT_TIERS, cpu_int8, float_nodes, weight_nodes
+from kdcli.core.errors import CheckFailedError
+from kdcli.runtime.onnx_graph import FLOAT_TIERS, cpu_int8, float_nodes, weight_nodes
+from kdcli.runtime.predictor import ONNX_FILE, ONNX_INT8_FILE, open_predictor
+from kdcli.steps.export import ExportConfig, export
 
 transformers.utils.logging.disable_progress_bar()
 ROOT = Path(__file__).parent.parent
@@ -197,7 +197,7 @@ def test_builtin_sentences_in_scripts_the_tokenizer_lacks_are_named_as_unseen(xl
 
 
 def test_languages_outside_the_training_data_in_kdcli_json_are_unseen(make_teacher):
-    from kdcli.export import VerifyText, _unseen_languages
+    from kdcli.steps.export import VerifyText, _unseen_languages
 
     predictor = open_predictor(make_teacher("xlm-roberta"))
     text = VerifyText(["wake me up", "weck mich", "réveille-moi"], ["en-US", "de-DE", "fr-FR"], "x")
@@ -229,7 +229,7 @@ def test_token_classification_with_token_type_ids_exports_and_verifies(tmp_path)
 
 
 def test_verify_data_takes_the_test_split_sampled_per_language(tmp_path):
-    from kdcli.export import _verify_text
+    from kdcli.steps.export import _verify_text
 
     data = tmp_path / "data.jsonl"
     rows = [
@@ -252,7 +252,7 @@ def test_verify_data_takes_the_test_split_sampled_per_language(tmp_path):
 def _near_tie_classifier(folder: Path) -> Path:
     """Labels 0 and 1 tie to within ~1e-5 on the built-in sentences, each winning about half of
     them: int8 rounding (~1e-4 on these logits) must flip some."""
-    from kdcli.export import _builtin_sentences
+    from kdcli.steps.export import _builtin_sentences
 
     teacher = make_model_dir(folder, "xlm-roberta")
     model = transformers.AutoModelForSequenceClassification.from_pretrained(teacher).eval()
@@ -295,7 +295,7 @@ def test_int8_that_disagrees_tries_every_float_tier_then_fails_with_the_numbers(
 
 
 def test_float_tiers_keep_head_then_ffn_outputs_then_edge_layers(make_teacher, tmp_path):
-    from kdcli.onnx_tools import export_graph
+    from kdcli.runtime.onnx_graph import export_graph
 
     predictor = open_predictor(make_teacher("xlm-roberta"))
     batch = predictor.encode(["wake me up", "play some jazz music"])[0]
@@ -313,7 +313,7 @@ def test_float_tiers_keep_head_then_ffn_outputs_then_edge_layers(make_teacher, t
 
 
 def test_reduce_range_follows_the_instruction_set(monkeypatch):
-    import kdcli.onnx_tools as tools
+    import kdcli.runtime.onnx_graph as tools
 
     monkeypatch.setattr(tools.platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(tools, "_cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
@@ -327,12 +327,12 @@ def test_reduce_range_follows_the_instruction_set(monkeypatch):
 def test_cli_failed_check_exits_1_with_the_summary_and_writes_the_output(
     cli, make_teacher, tmp_path, monkeypatch
 ):
-    import kdcli.onnx_tools
+    import kdcli.runtime.onnx_graph
 
     def broken_fuser(source: Path, target: Path) -> dict[str, int]:
         raise RuntimeError("no rewrite applies")
 
-    monkeypatch.setattr(kdcli.onnx_tools, "fuse", broken_fuser)
+    monkeypatch.setattr(kdcli.runtime.onnx_graph, "fuse", broken_fuser)
     result = cli(
         "export", make_teacher("bert"), "--out", tmp_path / "o", "--atol", "1e-12",
         "--optimize", "--no-latency", "--json", tmp_path / "r.json", "-q",

@@ -9,9 +9,9 @@ import transformers
 from conftest import leftovers
 from training_helpers import MINI, digest, one_thread, shared_models, train_config, write_jsonl
 
-from kdcli.data import DataConfig
-from kdcli.errors import KdcliError
-from kdcli.finetune import FinetuneConfig, finetune
+from kdcli.core.errors import KdcliError
+from kdcli.data.splits import DataConfig
+from kdcli.steps.finetune import FinetuneConfig, finetune
 
 LABELS = ["alarm_set", "datetime_query", "play_music", "takeaway_order", "weather_query"]
 FAST_FLAGS = ["--lr", "3e-3", "--weight-decay", "0", "--batch-size", "16", "-q"]

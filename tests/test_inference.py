@@ -1,4 +1,4 @@
-"""kdcli.inference: one way to run a PyTorch model dir or a kdcli export on texts."""
+"""kdcli.runtime.predictor: one way to run a PyTorch model dir or a kdcli export on texts."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import torch
 import transformers
 from factories import CORPUS
 
-from kdcli.errors import KdcliError
-from kdcli.export import ExportConfig, export
-from kdcli.inference import (
+from kdcli.core.errors import KdcliError
+from kdcli.runtime.predictor import (
     ONNX_FILE,
     ONNX_INT8_FILE,
     encode_batches,
@@ -23,6 +22,7 @@ from kdcli.inference import (
     onnx_size,
     open_predictor,
 )
+from kdcli.steps.export import ExportConfig, export
 
 transformers.utils.logging.disable_progress_bar()
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from kdcli import losses
+from kdcli.training import losses
 
 
 def test_cross_entropy_of_uniform_logits_is_log_of_the_class_count():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kdcli.metrics import (
+from kdcli.evaluation.metrics import (
     LanguageScore,
     accuracy,
     aggregate,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from kdcli.errors import KdcliError
-from kdcli.provenance import find_stage, lineage, make_record, read_provenance, with_history
+from kdcli.core.errors import KdcliError
+from kdcli.files.provenance import find_stage, lineage, make_record, read_provenance, with_history
 
 
 def test_history_keeps_the_parents_records_newest_first(tmp_path):

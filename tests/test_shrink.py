@@ -13,9 +13,9 @@ import transformers
 from factories import FAMILIES, encode
 from safetensors.torch import load_file
 
-from kdcli.errors import KdcliError
-from kdcli.selection import from_ranges
-from kdcli.shrink import ShrinkConfig, shrink
+from kdcli.core.errors import KdcliError
+from kdcli.files.provenance import from_ranges
+from kdcli.steps.shrink import ShrinkConfig, shrink
 
 transformers.utils.logging.disable_progress_bar()
 

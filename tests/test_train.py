@@ -19,7 +19,8 @@ import torch
 from conftest import leftovers
 from training_helpers import MINI, digest, make_encoder, one_thread, train_config
 
-from kdcli.batching import (
+from kdcli.core.errors import KdcliError
+from kdcli.data.batching import (
     Encoded,
     collate,
     encode,
@@ -27,10 +28,9 @@ from kdcli.batching import (
     padded_tokens,
     sorted_batches,
 )
-from kdcli.checkpoints import CheckpointArea
-from kdcli.errors import KdcliError
-from kdcli.finetune import FinetuneConfig, finetune
-from kdcli.train import (
+from kdcli.steps.finetune import FinetuneConfig, finetune
+from kdcli.training.checkpoints import CheckpointArea
+from kdcli.training.loop import (
     EvalSet,
     TrainConfig,
     TrainingInterrupted,
@@ -202,7 +202,7 @@ def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):
 
 def _config(encoder: Path, out: Path, resume: bool = False, **overrides) -> FinetuneConfig:
     """2 epochs of 7 steps (20 examples per language, batch 16), a checkpoint every 4 steps."""
-    from kdcli.data import DataConfig
+    from kdcli.data.splits import DataConfig
 
     data = DataConfig(str(MINI), samples_per_language=20)
     train = train_config(epochs=2, batch_size=16, save_steps=4, log_steps=3, **overrides)
@@ -260,7 +260,7 @@ def test_cli_ctrl_c_exits_130_naming_the_checkpoint_and_resume_finishes(
 ):
     import contextlib
 
-    from kdcli import render
+    from kdcli.cli import render
 
     @contextlib.contextmanager
     def bars(enabled=True):
@@ -408,7 +408,7 @@ def test_two_cpu_processes_under_torchrun_train_and_write_one_output(tmp_path):
 
 def shared_models_for_slow(tmp_path: Path) -> dict[str, Path]:
     """A teacher and student for the subprocess test, built in this test's folder."""
-    from kdcli.shrink import ShrinkConfig, shrink
+    from kdcli.steps.shrink import ShrinkConfig, shrink
 
     encoder = make_encoder(tmp_path / "teacher-encoder", layers=2)
     teacher = tmp_path / "teacher"

@@ -14,11 +14,11 @@ from factories import CORPUS, FAMILIES, TOKENIZER_KIND, make_model_dir, make_tok
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
-from kdcli.data import DataConfig, load_split
-from kdcli.errors import KdcliError
-from kdcli.selection import from_ranges
-from kdcli.shrink import ShrinkConfig, shrink
-from kdcli.vocab import (
+from kdcli.core.errors import KdcliError
+from kdcli.data.splits import DataConfig, load_split
+from kdcli.files.provenance import from_ranges
+from kdcli.steps.shrink import ShrinkConfig, shrink
+from kdcli.vocab.tokenizer_trim import (
     VocabSelection,
     changed_texts,
     encode,

@@ -62,7 +62,7 @@ def make_encoder(path: Path, layers: int = 4, hidden: int = 64, **kwargs: Any) -
 
 
 def train_config(**overrides: Any) -> Any:
-    from kdcli.train import TrainConfig
+    from kdcli.training.loop import TrainConfig
 
     return TrainConfig(**{**FAST, **overrides})
 
@@ -88,8 +88,8 @@ def shared_models(factory: pytest.TempPathFactory) -> Models:
 
 
 def _build_models(factory: pytest.TempPathFactory) -> Models:
-    from kdcli.finetune import FinetuneConfig, finetune
-    from kdcli.shrink import ShrinkConfig, shrink
+    from kdcli.steps.finetune import FinetuneConfig, finetune
+    from kdcli.steps.shrink import ShrinkConfig, shrink
 
     root = factory.mktemp("training-models")
     encoder = make_encoder(root / "encoder")

@@ -1,0 +1,383 @@
+"""Terminal output for the CLI: Rich progress bars, result tables, hints. Only the CLI uses it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from kdcli.core.formatting import count_text as count
+from kdcli.core.formatting import size_text as size
+from kdcli.core.progress import ProgressCallback, ProgressEvent
+
+if TYPE_CHECKING:
+    from kdcli.evaluation.metrics import Change
+    from kdcli.evaluation.report import EvalReport
+    from kdcli.steps.distill import DistillResult
+    from kdcli.steps.export import ExportResult
+    from kdcli.steps.finetune import FinetuneResult
+    from kdcli.steps.shrink import ShrinkResult
+    from kdcli.training.job import TrainSummary
+    from kdcli.vocab.shrink_step import VocabReport
+
+console = Console(stderr=True)  # progress and tables; stdout stays clean for pipes
+out = Console()
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool = True) -> Iterator[ProgressCallback | None]:
+    """A progress callback that draws one Rich bar per task name."""
+    if not enabled:
+        yield None
+        return
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def update(event: ProgressEvent) -> None:
+        if not tasks:
+            bars.start()  # lazily: a command that fails early leaves no empty bar behind
+        info = "  ".join(f"{k} {_number(v)}" for k, v in event.info.items())
+        if event.task not in tasks:
+            tasks[event.task] = bars.add_task(event.task, total=event.total, info=info)
+        bars.update(tasks[event.task], completed=event.done, total=event.total, info=info)
+
+    try:
+        yield update
+    finally:
+        if tasks:
+            bars.stop()
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def ratio(before: float, after: float) -> str:
+    return f"{before / after:.2f}× smaller" if after else "-"
+
+
+def error(message: str) -> None:
+    # escape: messages hold brackets (pip install 'kdcli[export]') that Rich would eat as markup
+    console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    console.print(f"[yellow]Note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def next_step(done: str, command: str) -> None:
+    console.print(f"[green]✓[/] {done}", highlight=False, soft_wrap=True)
+    console.print(f"  next: [bold]{command}[/]", highlight=False, soft_wrap=True)
+
+
+def export_summary(result: ExportResult) -> None:
+    """Size, latency and the verification checks: PyTorch fp32 vs ONNX fp32 vs ONNX int8."""
+    v = result.verification
+    title = escape(f"kdcli export: {result.source} → {result.out}")
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    kinds = ["pytorch", "onnx"] + (["onnx-int8"] if v.int8 else [])
+    for kind in kinds:
+        table.add_column(_EXPORT_COLUMNS[kind], justify="right")
+    sizes = {"pytorch": result.pytorch_bytes, "onnx": result.fp32_bytes}
+    sizes["onnx-int8"] = result.int8_bytes or 0
+    table.add_row(
+        "size on disk",
+        *[size(sizes[k]) + _vs(sizes["pytorch"], sizes[k], "smaller", k) for k in kinds],
+    )
+    if result.latency:
+        lat = result.latency
+        base = lat["pytorch"]
+        table.add_row(
+            "batch 1 latency",
+            *[
+                f"{lat[k].batch1_ms:.1f} ms" + _vs(base.batch1_ms, lat[k].batch1_ms, "faster", k)
+                for k in kinds
+            ],
+        )
+        table.add_row(
+            "batch 32 throughput",
+            *[
+                f"{lat[k].texts_per_s:,.0f} texts/s"
+                + _vs(lat[k].texts_per_s, base.texts_per_s, "faster", k)
+                for k in kinds
+            ],
+        )
+    checks = ["", _check_cell(f"max |Δlogit| {v.fp32.max_abs_diff:.1e}", v.fp32.passed)]
+    if v.int8:
+        checks.append(_check_cell(f"top-1 agreement {v.int8.agreement:.1%}", v.int8.passed))
+    table.add_row("vs PyTorch", *checks)
+    console.print(table)
+    console.print(
+        f"verified on {v.texts} texts in {len(v.languages)} languages ({v.source}); "
+        f"onnxruntime {result.onnxruntime_version}; {result.seconds:.1f} s",
+        highlight=False,
+    )
+    if result.fusions:
+        fused = ", ".join(f"{name} {n}" for name, n in result.fusions.items())
+        console.print(f"fused for ONNX Runtime: {fused}", highlight=False)
+    if result.quantization:
+        q = result.quantization
+        console.print(
+            f"int8: {'per-channel' if q.per_channel else 'per-tensor'} weights, reduce_range "
+            f"{'on' if q.reduce_range else 'off'} ({q.reduce_range_reason}); "
+            f"{q.quantized_nodes} nodes int8, {q.float_nodes} kept in float ({q.float_tier})",
+            highlight=False,
+        )
+    if v.int8:
+        worst = sorted((a, lang) for lang, a in v.int8.per_language.items() if a < 1.0)[:5]
+        if worst:
+            shown = ", ".join(f"{lang} {a:.0%}" for a, lang in worst)
+            note(f"int8 disagrees with PyTorch most on: {shown}")
+    for text in result.notes:
+        note(text)
+
+
+_EXPORT_COLUMNS = {"pytorch": "PyTorch fp32", "onnx": "ONNX fp32", "onnx-int8": "ONNX int8"}
+
+
+def _vs(before: float, after: float, word: str, kind: str) -> str:
+    """A change against PyTorch fp32, e.g. " (3.9× smaller)"; nothing in PyTorch's own column."""
+    if kind == "pytorch" or not after or not before:
+        return ""
+    if before >= after:
+        return f" ({before / after:.1f}× {word})"
+    return f" ({after / before:.1f}× {_OPPOSITE[word]})"
+
+
+_OPPOSITE = {"smaller": "larger", "faster": "slower"}
+
+
+def _check_cell(text: str, passed: bool) -> str:
+    return f"[green]{text} ✓[/]" if passed else f"[bold red]{text} ✗[/]"
+
+
+def shrink_summary(result: ShrinkResult) -> None:
+    table = Table(title=f"kdcli shrink: {result.source} → {result.out}", title_justify="left")
+    table.add_column("")
+    table.add_column("teacher", justify="right")
+    table.add_column("student", justify="right")
+    table.add_column("change", justify="right")
+    t, s = result.teacher, result.student
+    table.add_row(
+        "parameters",
+        count(result.teacher_params),
+        count(result.student_params),
+        ratio(result.teacher_params, result.student_params),
+    )
+    table.add_row(
+        "size on disk",
+        size(result.teacher_bytes),
+        size(result.student_bytes),
+        ratio(result.teacher_bytes, result.student_bytes),
+    )
+    if result.teacher_params and result.student_params:
+        table.add_row(
+            "in token embeddings",
+            f"{result.teacher_embedding_params / result.teacher_params:.0%}",
+            f"{result.student_embedding_params / result.student_params:.0%}",
+            "",
+        )
+    if result.vocab is not None:
+        v = result.vocab
+        table.add_row("vocabulary", f"{v.teacher:,}", f"{v.student:,}", ratio(v.teacher, v.student))
+    table.add_row("layers", str(t.layers), str(s.layers), "")
+    table.add_row("hidden size", str(t.hidden), str(s.hidden), "")
+    table.add_row("intermediate size", str(t.intermediate), str(s.intermediate), "")
+    table.add_row("attention heads", str(t.heads), str(s.heads), "")
+    console.print(table)
+    kept = ", ".join(map(str, result.kept_layers))
+    init = "weights copied from the teacher" if result.init == "copy" else "random initialisation"
+    console.print(
+        f"architecture {result.architecture}, head {result.head}, {init}; "
+        f"kept teacher layers [{kept}]; {result.seconds:.1f} s",
+        highlight=False,
+    )
+    if result.vocab is not None:
+        console.print(_vocab_line(result.vocab), highlight=False, soft_wrap=True)
+    if result.layer_importance:
+        scores = ", ".join(f"{i}: {v:.3g}" for i, v in enumerate(result.layer_importance))
+        console.print(
+            f"layer importance (1 − cos between a layer's input and output, "
+            f"{result.calibration_samples} calibration texts): {scores}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for text in result.notes:
+        note(text)
+
+
+def _vocab_line(v: VocabReport) -> str:
+    same = v.texts - v.changed_texts
+    line = (
+        f"vocabulary: kept {v.student:,} of {v.teacher:,} {v.tokenizer} tokens ({v.used:,} seen "
+        f"in the data, {v.fallback:,} fallback characters); same tokens on {same:,} of "
+        f"{v.texts:,} data texts"
+    )
+    if v.unk_rate_teacher is not None and v.unk_rate_student is not None:
+        line += (
+            f"; unknown tokens on {v.held_out_texts:,} held-out texts: "
+            f"{v.unk_rate_teacher:.2%} → {v.unk_rate_student:.2%}"
+        )
+    return line
+
+
+def eval_summary(report: EvalReport) -> None:
+    """The per-language table (languages as rows, models as columns), then the data's notes."""
+    console.print(eval_table(report))
+    console.print(eval_facts_table(report))
+    for text in report.notes:
+        note(text)
+
+
+def eval_table(report: EvalReport) -> Table:
+    """Accuracy and macro-F1 in %; later models show their change vs the first, coloured:
+    green = no loss, yellow = a loss under 1 point, red = 1 point or more."""
+    from kdcli.evaluation.report_files import percent
+
+    models = report.models
+    # A narrow terminal gets accuracy only; macro-F1 stays in --json/--csv/--markdown.
+    with_f1 = console.width >= 16 + 30 * len(models)
+    metrics = "accuracy / macro-F1" if with_f1 else "accuracy (macro-F1: see --markdown/--json)"
+    table = Table(
+        title=f"kdcli eval: {report.split} split of {report.data}",
+        title_justify="left",
+        caption=f"{metrics} in %; changes in points vs {models[0].name}"
+        if len(models) > 1
+        else f"{metrics} in %",
+        caption_justify="left",
+    )
+    table.add_column("language", no_wrap=True)
+    table.add_column("n", justify="right")
+    for result in models:
+        table.add_column(f"{result.name}\naccuracy", justify="right", overflow="fold")
+        if with_f1:
+            table.add_column("macro-F1", justify="right")
+    keep = slice(None) if with_f1 else slice(0, 1)
+    for language in report.language_names:
+        row = [language, str(models[0].languages[language].n)]
+        for result in models:
+            score = result.languages[language]
+            change = result.changes[language] if result.changes else None
+            row += _score_cells(score.accuracy, score.macro_f1, change)[keep]
+        table.add_row(*row)
+    table.add_section()
+    average = ["[bold]average[/]", str(models[0].summary.n)]
+    pooled = ["pooled", ""]
+    worst = ["worst", ""]
+    blank = [""] if with_f1 else []
+    for result in models:
+        s = result.summary
+        cells = _score_cells(s.average_accuracy, s.average_macro_f1, result.average_change)
+        average += [f"[bold]{cell}[/]" for cell in cells[keep]]
+        pooled += [percent(s.pooled_accuracy), *blank]
+        worst += [f"{s.worst_language} {percent(s.worst_accuracy)}", *blank]
+    table.add_row(*average)
+    table.add_row(*pooled)
+    table.add_row(*worst)
+    return table
+
+
+def eval_facts_table(report: EvalReport) -> Table:
+    """Per-model facts, models as columns: kind, parameters, size, and speed with --speed."""
+    from kdcli.evaluation.report_files import facts_rows
+
+    table = Table()
+    table.add_column("", no_wrap=True)
+    for result in report.models:
+        table.add_column(result.name, justify="right")
+    for label, cells in facts_rows(report.models):
+        table.add_row(label, *cells)
+    return table
+
+
+def _score_cells(accuracy: float, macro_f1: float, change: Change | None) -> list[str]:
+    from kdcli.evaluation.report_files import percent, points
+
+    if change is None:
+        return [percent(accuracy), percent(macro_f1)]
+    acc_colour = _change_colour(change.accuracy_delta)
+    f1_colour = _change_colour(change.macro_f1_delta)
+    retained = change.accuracy_retention
+    return [
+        # whole percents keep the cell narrow enough for four models in 120 columns
+        f"{percent(accuracy)} [{acc_colour}]{points(change.accuracy_delta)} "
+        f"{'n/a' if retained is None else f'{retained:.0f}%'}[/]",
+        f"{percent(macro_f1)} [{f1_colour}]{points(change.macro_f1_delta)}[/]",
+    ]
+
+
+def _change_colour(delta: float) -> str:
+    if delta >= -0.0005:  # rounds to +0.0 or better: no loss worth flagging
+        return "green"
+    return "yellow" if delta > -0.01 else "red"
+
+
+def finetune_summary(result: FinetuneResult) -> None:
+    _training_summary(f"kdcli finetune: {result.model} → {result.out}", result.training)
+    for text in result.notes:
+        note(text)
+
+
+def distill_summary(result: DistillResult) -> None:
+    title = f"kdcli distill: {result.teacher or '(no teacher)'} → {result.student} → {result.out}"
+    _training_summary(title, result.training)
+    if result.kd_loss is None:
+        loss = "no distillation (cross-entropy on the labels only)"
+    else:
+        loss = f"{result.kd_loss} on logits, alpha {result.alpha:g}"
+        if result.temperature is not None:
+            loss += f", temperature {result.temperature:g}"
+        if result.hidden_loss_weight:
+            loss += f", hidden states × {result.hidden_loss_weight:g}"
+        loss += f"; teacher outputs: cache {result.teacher_cache} ({result.teacher_seconds:.1f} s)"
+    console.print(loss, highlight=False)
+    for text in result.notes:
+        note(text)
+
+
+def _training_summary(title: str, summary: TrainSummary) -> None:
+    """Per-language dev accuracy of the kept (best) epoch, then the run in one line."""
+    console.print(f"[bold]{title}[/]", highlight=False, soft_wrap=True)
+    table = Table()
+    table.add_column("language")
+    table.add_column("dev accuracy", justify="right")
+    for language, accuracy in summary.dev_per_language.items():
+        table.add_row(language, f"{accuracy:.4f}")
+    table.add_row("[bold]all[/]", f"[bold]{summary.dev_accuracy:.4f}[/]")
+    console.print(table)
+    stopped = ", stopped early" if summary.stopped_early else ""
+    resumed = f", resumed at step {summary.resumed_from}" if summary.resumed_from else ""
+    console.print(
+        f"{summary.train_examples:,} training examples, {len(summary.languages)} languages, "
+        f"{summary.labels} labels; {summary.steps} steps in {summary.epochs} epochs{stopped}"
+        f"{resumed}; kept epoch {summary.best_epoch} (best dev accuracy); "
+        f"{summary.samples_per_s:,.0f} samples/s, {summary.seconds:.1f} s",
+        highlight=False,
+    )

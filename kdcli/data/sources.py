@@ -1,0 +1,408 @@
+"""Readers for every kind of `--data`: each returns plain rows {id, text, label, language, split}.
+
+- `massive`: Amazon MASSIVE from the Hub. The official repo holds only a loading script, which
+  `datasets` >= 4 refuses, so kdcli reads the Hub's own parquet conversion of it (branch
+  `refs/convert/parquet`, one folder per locale) and maps intents by *name* from the ClassLabel
+  metadata stored in the parquet schema.
+- a local MASSIVE release: the `amazon-massive-dataset-1.x.tar.gz` tarball (read without
+  extracting), its extracted folder, or its `data/` folder of `<locale>.jsonl` files.
+- local `.jsonl` / `.csv` / `.parquet` files: one file, or a folder with `train.*`, `dev.*`
+  (or `validation.*`) and `test.*`.
+- any other Hub dataset id, optionally `ID:CONFIG`, through `datasets.load_dataset`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import tarfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from kdcli.core.errors import KdcliError, one_line
+
+MASSIVE_REPO = "AmazonScience/massive"
+MASSIVE_REVISION = "refs/convert/parquet"
+MASSIVE_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+FILE_SUFFIXES = (".jsonl", ".csv", ".parquet")
+SPLIT_FILE_NAMES = {"train": ("train",), "dev": ("dev", "validation", "valid"), "test": ("test",)}
+_LOCALE_FILE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}\.jsonl$")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns hold the text, the label and the language (None: use the defaults)."""
+
+    text: str | None = None
+    label: str | None = None
+    language: str | None = None
+
+
+DEFAULT_COLUMNS = {
+    "text": ("text", "utt", "sentence"),
+    "label": ("label", "intent", "labels"),
+    "language": ("language", "lang", "locale"),
+}
+
+Row = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Source:
+    """What `--data` resolved to, for error messages and provenance."""
+
+    kind: str  # massive-hub | massive-release | files | hub
+    location: str
+    revision: str | None = None
+
+
+def resolve(spec: str) -> Source:
+    """Decide what kind of data `spec` names, without reading it yet."""
+    path = Path(spec).expanduser()
+    if spec.lower() == "massive":
+        return Source("massive-hub", MASSIVE_REPO, MASSIVE_REVISION)
+    if path.exists():
+        if _is_release(path):
+            return Source("massive-release", str(path))
+        return Source("files", str(path))
+    if spec.startswith((".", "/", "~")) or path.suffix in (*FILE_SUFFIXES, ".gz", ".tar"):
+        raise KdcliError(f"--data {spec}: no such file or folder; check the path")
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+(:[\w.-]+)?", spec):
+        raise KdcliError(
+            f"--data {spec!r} is not a known dataset: use massive, a local MASSIVE release, "
+            "a .jsonl/.csv/.parquet file or folder, or a Hub dataset id like owner/name"
+        )
+    return Source("hub", spec)
+
+
+def read_rows(
+    source: Source,
+    split: str,
+    columns: Columns,
+    revision: str | None,
+    locales: Sequence[str] | None = None,
+) -> list[Row]:
+    """All rows of one split (train | dev | test); `locales` lets MASSIVE skip other downloads."""
+    if source.kind == "massive-hub":
+        return list(_massive_hub(split, revision or MASSIVE_REVISION, locales))
+    if source.kind == "massive-release":
+        return list(_massive_release(Path(source.location), split))
+    if source.kind == "files":
+        return _files(Path(source.location), split, columns)
+    return _hub_dataset(source.location, split, columns, revision)
+
+
+# --- MASSIVE release (tarball, extracted folder, data/ folder) ---------------------------------
+
+
+def _is_release(path: Path) -> bool:
+    if path.is_file():
+        return path.name.endswith((".tar.gz", ".tgz", ".tar"))
+    return _release_data_dir(path) is not None
+
+
+def _release_data_dir(path: Path) -> Path | None:
+    for candidate in (path, path / "data", *sorted(path.glob("*/data"))):
+        if candidate.is_dir() and any(_LOCALE_FILE.match(p.name) for p in candidate.iterdir()):
+            return candidate
+    return None
+
+
+def _massive_release(path: Path, split: str) -> Iterator[Row]:
+    partition = split  # MASSIVE's own partition names are train | dev | test
+    for name, handle in _release_files(path):
+        for line_no, record in _jsonl_records(handle, name):
+            _require(record, ("id", "locale", "partition", "intent", "utt"), name, line_no)
+            if record["partition"] == partition:
+                yield {
+                    "id": str(record["id"]),
+                    "text": str(record["utt"]),
+                    "label": str(record["intent"]),
+                    "language": str(record["locale"]),
+                }
+
+
+def _release_files(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
+    if path.is_file():
+        yield from _tar_members(path)
+        return
+    data_dir = _release_data_dir(path)
+    assert data_dir is not None
+    for file in sorted(p for p in data_dir.iterdir() if _LOCALE_FILE.match(p.name)):
+        with file.open("rb") as handle:
+            yield str(file), handle
+
+
+def _tar_members(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
+    try:
+        with tarfile.open(path) as archive:
+            members = sorted(
+                (
+                    m
+                    for m in archive.getmembers()
+                    if m.isfile() and _LOCALE_FILE.match(Path(m.name).name)
+                ),
+                key=lambda m: m.name,
+            )
+            if not members:
+                raise KdcliError(
+                    f"--data {path}: the archive holds no <locale>.jsonl files; is it a MASSIVE "
+                    "release (amazon-massive-dataset-1.x.tar.gz)?"
+                )
+            for member in members:
+                handle = archive.extractfile(member)
+                assert handle is not None
+                yield f"{path}:{member.name}", handle
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise KdcliError(f"--data {path} is not a readable tar archive: {one_line(err)}") from err
+
+
+# --- MASSIVE from the Hub ----------------------------------------------------------------------
+
+
+def _massive_hub(split: str, revision: str, locales: Sequence[str] | None) -> Iterator[Row]:
+    from huggingface_hub import HfApi, hf_hub_download
+
+    try:
+        files = HfApi().list_repo_files(MASSIVE_REPO, repo_type="dataset", revision=revision)
+    except Exception as err:  # hub errors come in many types; all mean "could not list it"
+        raise KdcliError(
+            f"--data massive: cannot reach {MASSIVE_REPO} on the Hugging Face Hub "
+            f"({one_line(err)[:120]}); check your network, or pass a local MASSIVE release "
+            "(amazon-massive-dataset-1.1.tar.gz or its data/ folder)"
+        ) from err
+    wanted = f"/{MASSIVE_SPLITS[split]}/"
+    parquet = sorted(
+        f for f in files if wanted in f and f.endswith(".parquet") and not f.startswith("all")
+    )
+    if not parquet:
+        raise KdcliError(f"--data massive: no {split} files at revision {revision}")
+    if locales:  # one folder per locale: download only the ones asked for
+        available = sorted({name.split("/")[0] for name in parquet})
+        missing = [locale for locale in locales if locale not in available]
+        if missing:
+            raise KdcliError(
+                f"--languages: {', '.join(missing)} not in MASSIVE; available: "
+                f"{', '.join(available)}"
+            )
+        parquet = [name for name in parquet if name.split("/")[0] in locales]
+    for name in parquet:
+        local = hf_hub_download(MASSIVE_REPO, name, repo_type="dataset", revision=revision)
+        yield from _massive_parquet(Path(local))
+
+
+def _massive_parquet(path: Path) -> Iterator[Row]:
+    """Rows of one converted MASSIVE parquet file, with intents mapped back to their names."""
+    table = _read_parquet(path)
+    names = _class_label_names(table.schema, "intent")
+    for record in table.to_pylist():
+        intent = record["intent"]
+        yield {
+            "id": str(record["id"]),
+            "text": str(record["utt"]),
+            "label": names[intent] if isinstance(intent, int) and names else str(intent),
+            "language": str(record["locale"]),
+        }
+
+
+def _class_label_names(schema: Any, column: str) -> list[str] | None:
+    """The names of a ClassLabel column, from the features `datasets` stores in parquet."""
+    raw = (schema.metadata or {}).get(b"huggingface")
+    if not raw:
+        return None
+    features = json.loads(raw).get("info", {}).get("features", {})
+    feature = features.get(column, {})
+    return feature.get("names") if feature.get("_type") == "ClassLabel" else None
+
+
+# --- local files -------------------------------------------------------------------------------
+
+
+def _files(path: Path, split: str, columns: Columns) -> list[Row]:
+    if path.is_dir():
+        file = _split_file(path, split)
+        return _rows_from_records(_records(file), file, columns, split_column=False, split=split)
+    return _rows_from_records(_records(path), path, columns, split_column=True, split=split)
+
+
+def _split_file(folder: Path, split: str) -> Path:
+    for stem in SPLIT_FILE_NAMES[split]:
+        for suffix in FILE_SUFFIXES:
+            if (folder / f"{stem}{suffix}").is_file():
+                return folder / f"{stem}{suffix}"
+    found = sorted(p.name for p in folder.iterdir() if p.suffix in FILE_SUFFIXES)
+    raise KdcliError(
+        f"--data {folder} has no {split} file (looked for "
+        f"{', '.join(s + '.jsonl|csv|parquet' for s in SPLIT_FILE_NAMES[split])}; found "
+        f"{', '.join(found) or 'no data files'}): name the files train/dev/test"
+    )
+
+
+def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    if path.suffix == ".jsonl":
+        with path.open("rb") as handle:
+            yield from _jsonl_records(handle, str(path))
+    elif path.suffix == ".csv":
+        yield from _csv_records(path)
+    elif path.suffix == ".parquet":
+        table = _read_parquet(path)
+        label_names = {c: _class_label_names(table.schema, c) for c in table.column_names}
+        for index, record in enumerate(table.to_pylist(), start=1):
+            for column, names in label_names.items():
+                if names and isinstance(record.get(column), int):
+                    record[column] = names[record[column]]
+            yield index, record
+    else:
+        raise KdcliError(
+            f"--data {path}: unsupported file type {path.suffix!r}; use .jsonl, .csv or .parquet"
+        )
+
+
+def _jsonl_records(handle: IO[bytes], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for line_no, raw in enumerate(handle, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise KdcliError(
+                f"{name}, line {line_no}: not valid UTF-8 (byte {err.start}); re-save the file "
+                "as UTF-8"
+            ) from err
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise KdcliError(f"{name}, line {line_no}: not valid JSON ({err.msg})") from err
+        if not isinstance(record, dict):
+            raise KdcliError(f"{name}, line {line_no}: expected a JSON object per line")
+        yield line_no, record
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line_no = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise KdcliError(
+            f"{path}, line {line_no}: not valid UTF-8; re-save the file as UTF-8"
+        ) from err
+    reader = csv.DictReader(io.StringIO(text))
+    for record in reader:
+        yield reader.line_num, record
+
+
+def _read_parquet(path: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except Exception as err:  # pyarrow raises ArrowInvalid / OSError for broken files
+        raise KdcliError(f"{path} is not a readable parquet file: {one_line(err)}") from err
+
+
+def _rows_from_records(
+    records: Iterable[tuple[int, dict[str, Any]]],
+    path: Path,
+    columns: Columns,
+    split_column: bool,
+    split: str,
+) -> list[Row]:
+    rows: list[Row] = []
+    names: dict[str, str | None] | None = None
+    for line_no, record in records:
+        if names is None:
+            names = _pick_columns(record, columns, path)
+        _require(record, [c for c in names.values() if c], str(path), line_no)
+        if split_column and not _in_split(record, split):
+            continue
+        language = record[names["language"]] if names["language"] else "und"
+        rows.append(
+            {
+                "id": str(record.get("id", f"{path.stem}-{line_no}")),
+                "text": str(record[names["text"]]),
+                "label": str(record[names["label"]]),
+                "language": str(language),
+            }
+        )
+    return rows
+
+
+def _in_split(record: dict[str, Any], split: str) -> bool:
+    """Files with a split/partition column serve each split its own rows; others serve any."""
+    for key in ("split", "partition"):
+        if key in record:
+            value = str(record[key]).lower()
+            return value == split or (split == "dev" and value in ("validation", "valid"))
+    return True
+
+
+def _pick_columns(record: dict[str, Any], columns: Columns, path: Path) -> dict[str, str | None]:
+    chosen: dict[str, str | None] = {}
+    for role, option in (
+        ("text", columns.text),
+        ("label", columns.label),
+        ("language", columns.language),
+    ):
+        if option is not None:
+            if option not in record:
+                raise KdcliError(
+                    f"{path}: no column {option!r} for --{role}-column; columns are "
+                    f"{', '.join(map(str, record))}"
+                )
+            chosen[role] = option
+            continue
+        found = next((c for c in DEFAULT_COLUMNS[role] if c in record), None)
+        if found is None and role != "language":
+            raise KdcliError(
+                f"{path}: no {role} column (looked for {', '.join(DEFAULT_COLUMNS[role])}); "
+                f"columns are {', '.join(map(str, record))}: pass --{role}-column"
+            )
+        chosen[role] = found
+    return chosen
+
+
+def _require(record: dict[str, Any], fields: Iterable[str], name: str, line_no: int) -> None:
+    missing = [f for f in fields if f not in record or record[f] is None]
+    if missing:
+        raise KdcliError(f"{name}, line {line_no}: missing field(s) {', '.join(missing)}")
+
+
+# --- other Hub datasets ------------------------------------------------------------------------
+
+
+def _hub_dataset(spec: str, split: str, columns: Columns, revision: str | None) -> list[Row]:
+    import datasets
+
+    repo, _, config = spec.partition(":")
+    errors = []
+    candidates = ("validation", "dev", "valid") if split == "dev" else (split,)
+    for hub_split in candidates:
+        try:
+            dataset = datasets.load_dataset(
+                repo, config or None, split=hub_split, revision=revision
+            )
+            break
+        except ValueError as err:  # unknown split name: try the next alias
+            errors.append(one_line(err))
+        except Exception as err:
+            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+            hint = "HF_HUB_OFFLINE is set" if offline else "check the id and your network"
+            raise KdcliError(
+                f"--data {spec}: cannot load this dataset from the Hub ({hint}): "
+                f"{one_line(err)[:160]}"
+            ) from err
+    else:
+        raise KdcliError(f"--data {spec} has no {split} split: {errors[-1][:160]}")
+    features = dataset.features
+    records = []
+    for index, record in enumerate(dataset, start=1):
+        for column, feature in features.items():
+            if hasattr(feature, "int2str") and isinstance(record.get(column), int):
+                record[column] = feature.int2str(record[column])
+        records.append((index, record))
+    return _rows_from_records(records, Path(spec), columns, split_column=False, split=split)

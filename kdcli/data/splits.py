@@ -1,0 +1,218 @@
+"""Datasets as kdcli sees them: one split of (id, text, label name, language) examples.
+
+`load_split(DataConfig(data="massive", languages=[...]), "test")` works the same for MASSIVE from
+the Hub, a local MASSIVE release, local files and other Hub datasets (see `sources.py`). Labels
+stay *names* here; models map them to ids by name, so every source gives the same label ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kdcli.core.errors import KdcliError
+from kdcli.data.sources import Columns, Source, read_rows, resolve
+
+SPLITS = ("train", "dev", "test")
+_SPLIT_ALIASES = {"validation": "dev", "valid": "dev", "val": "dev"}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data, which languages, how much of it.
+
+    `languages` restricts every split; `train_languages` and `samples_per_language` apply to the
+    train split only (zero-shot transfer: train on en-US, evaluate on all; the low-resource setting:
+    N training examples per language).
+    """
+
+    data: str
+    languages: Sequence[str] | None = None
+    train_languages: Sequence[str] | None = None
+    samples_per_language: int | None = None
+    text_column: str | None = None
+    label_column: str | None = None
+    language_column: str | None = None
+    revision: str | None = None
+    seed: int = 0
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "data": self.data,
+            "languages": list(self.languages) if self.languages else None,
+            "train_languages": list(self.train_languages) if self.train_languages else None,
+            "samples_per_language": self.samples_per_language,
+            "text_column": self.text_column,
+            "label_column": self.label_column,
+            "language_column": self.language_column,
+            "revision": self.revision,
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True)
+class Examples:
+    """One split, as parallel lists."""
+
+    ids: list[str]
+    texts: list[str]
+    labels: list[str]
+    languages: list[str]
+    split: str
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def language_names(self) -> list[str]:
+        return sorted(set(self.languages))
+
+    def label_names(self) -> list[str]:
+        return sorted(set(self.labels))
+
+    def by_language(self) -> dict[str, list[int]]:
+        """Example indices per language, languages sorted."""
+        groups: dict[str, list[int]] = {}
+        for index, language in enumerate(self.languages):
+            groups.setdefault(language, []).append(index)
+        return dict(sorted(groups.items()))
+
+    def subset(self, indices: Sequence[int]) -> Examples:
+        return Examples(
+            ids=[self.ids[i] for i in indices],
+            texts=[self.texts[i] for i in indices],
+            labels=[self.labels[i] for i in indices],
+            languages=[self.languages[i] for i in indices],
+            split=self.split,
+            source=self.source,
+            notes=list(self.notes),
+        )
+
+    def fingerprint(self) -> str:
+        """sha256 of the examples themselves: identifies the data for caches and provenance."""
+        digest = hashlib.sha256()
+        for row in zip(self.ids, self.texts, self.labels, self.languages, strict=True):
+            digest.update("\x1f".join(row).encode("utf-8") + b"\x1e")
+        return digest.hexdigest()
+
+
+def normalize_split(split: str) -> str:
+    name = _SPLIT_ALIASES.get(split.lower(), split.lower())
+    if name not in SPLITS:
+        raise KdcliError(f"--split {split!r} is unknown: choose train, dev (validation) or test")
+    return name
+
+
+def load_split(config: DataConfig, split: str) -> Examples:
+    """The examples of one split, filtered by language and sampled as configured."""
+    split = normalize_split(split)
+    _check_config(config)
+    source = resolve(config.data)
+    columns = Columns(config.text_column, config.label_column, config.language_column)
+    wanted = config.train_languages if split == "train" and config.train_languages else None
+    rows = read_rows(source, split, columns, config.revision, wanted or config.languages)
+    if not rows:
+        raise KdcliError(f"--data {config.data}: the {split} split is empty")
+    examples = _to_examples(rows, split, source)
+    examples = _filter_languages(examples, config.languages, "--languages", config.data)
+    if split == "train":
+        examples = _filter_languages(
+            examples, config.train_languages, "--train-languages", config.data
+        )
+        if config.samples_per_language:
+            examples = sample_per_language(examples, config.samples_per_language, config.seed)
+    if not examples.texts:
+        raise KdcliError(f"--data {config.data}: no {split} examples left after filtering")
+    return examples
+
+
+def _check_config(config: DataConfig) -> None:
+    if config.samples_per_language is not None and config.samples_per_language < 1:
+        raise KdcliError(f"--samples-per-language {config.samples_per_language} must be at least 1")
+
+
+def _to_examples(rows: list[dict[str, str]], split: str, source: Source) -> Examples:
+    notes = []
+    if all(row["language"] == "und" for row in rows):
+        notes.append("the data has no language column: all examples count as language 'und'")
+    return Examples(
+        ids=[row["id"] for row in rows],
+        texts=[row["text"] for row in rows],
+        labels=[row["label"] for row in rows],
+        languages=[row["language"] for row in rows],
+        split=split,
+        source=f"{source.kind}:{source.location}",
+        notes=notes,
+    )
+
+
+def _filter_languages(
+    examples: Examples, languages: Sequence[str] | None, option: str, data: str
+) -> Examples:
+    if not languages:
+        return examples
+    available = examples.language_names()
+    missing = [lang for lang in languages if lang not in available]
+    if missing:
+        raise KdcliError(
+            f"{option}: {', '.join(missing)} not in --data {data} ({examples.split} split); "
+            f"available: {', '.join(available)}"
+        )
+    wanted = set(languages)
+    return examples.subset([i for i, lang in enumerate(examples.languages) if lang in wanted])
+
+
+def sample_per_language(examples: Examples, count: int, seed: int) -> Examples:
+    """At most `count` examples per language, drawn with `seed`, in their original order."""
+    rng = random.Random(seed)
+    keep: list[int] = []
+    for indices in examples.by_language().values():
+        keep.extend(indices if len(indices) <= count else rng.sample(indices, count))
+    return examples.subset(sorted(keep))
+
+
+def label_ids(examples: Examples, label2id: dict[str, int], model: str) -> list[int]:
+    """The examples' labels as the model's ids, matched by name."""
+    unknown = sorted(set(examples.labels) - set(label2id))
+    if unknown:
+        shown = ", ".join(unknown[:8]) + (
+            f" (+{len(unknown) - 8} more)" if len(unknown) > 8 else ""
+        )
+        raise KdcliError(
+            f"{model} does not know the label(s) {shown} of the data; its labels are "
+            f"{', '.join(sorted(label2id)[:8])}...: use data with the model's labels"
+        )
+    return [label2id[label] for label in examples.labels]
+
+
+def load_for_option(
+    spec: str, option: str, split: str = "train", languages: Sequence[str] | None = None
+) -> Examples:
+    """One split of a DATA spec given to another option (`--vocab-from`, `--calib-data`, ...).
+
+    The data layer's errors say `--data`; here they name the option the user actually gave.
+    """
+    try:
+        return load_split(DataConfig(data=spec, languages=languages), split)
+    except KdcliError as err:
+        message = str(err)
+        if message.startswith("--data "):
+            message = option + message[len("--data") :]
+        raise KdcliError(message) from err
+
+
+def nonempty_texts(
+    examples: Examples, option: str, spec: str, languages: Sequence[str] | None = None
+) -> list[str]:
+    """The examples' texts that hold something; data with none is an error naming `option`."""
+    texts = [text for text in examples.texts if text and text.strip()]
+    if not texts:
+        where = f" for --languages {','.join(languages)}" if languages else ""
+        raise KdcliError(
+            f"{option} {spec} holds no text{where}: give data whose text column has utterances"
+        )
+    return texts

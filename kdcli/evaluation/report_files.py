@@ -1,0 +1,466 @@
+"""The files `kdcli eval` writes: JSON, CSV, Markdown, a PNG plot and per-example predictions.
+
+Every writer renders the whole file in memory and writes it atomically, so a failed or interrupted
+run never leaves half a file. `check_outputs` validates every path (and that matplotlib is there
+for a plot) *before* any model runs. The formats are documented in docs/report.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kdcli.core.errors import KdcliError
+from kdcli.core.formatting import count_text, size_text
+from kdcli.files.outputs import check_output_file, write_text_atomic
+
+if TYPE_CHECKING:
+    from kdcli.evaluation.metrics import Change
+    from kdcli.evaluation.report import EvalReport, EvalResult
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+PREDICTION_SUFFIXES = (".csv", ".jsonl")
+AVERAGE_ROW = "(average)"  # parentheses: no locale or language code can look like this
+POOLED_ROW = "(pooled)"
+CSV_COLUMNS = (
+    "model",
+    "kind",
+    "path",
+    "language",
+    "n",
+    "accuracy",
+    "macro_f1",
+    "accuracy_delta",
+    "macro_f1_delta",
+    "accuracy_retention",
+    "macro_f1_retention",
+)
+
+
+@dataclass(frozen=True)
+class ReportOutputs:
+    """Where `kdcli eval` writes its files (None: not wanted)."""
+
+    json: Path | None = None
+    csv: Path | None = None
+    markdown: Path | None = None
+    plot: Path | None = None
+    predictions: Path | None = None
+
+    def named(self) -> list[tuple[str, Path]]:
+        pairs = [
+            ("--json", self.json),
+            ("--csv", self.csv),
+            ("--markdown", self.markdown),
+            ("--plot", self.plot),
+            ("--predictions", self.predictions),
+        ]
+        return [(option, Path(path)) for option, path in pairs if path is not None]
+
+
+def check_outputs(outputs: ReportOutputs) -> None:
+    """Fail before any model runs when an output could not be written."""
+    seen: dict[Path, str] = {}
+    for option, path in outputs.named():
+        check_output_file(path, option)
+        key = path.absolute()
+        if key in seen:
+            raise KdcliError(f"{option} {path} is also given to {seen[key]}: use different files")
+        seen[key] = option
+    if outputs.plot is not None:
+        _check_suffix("--plot", outputs.plot, PLOT_SUFFIXES)
+        if importlib.util.find_spec("matplotlib") is None:
+            raise KdcliError(
+                f"--plot {outputs.plot} needs matplotlib, which is not installed: "
+                "pip install 'kdcli[plot]'"
+            )
+    if outputs.predictions is not None:
+        _check_suffix("--predictions", outputs.predictions, PREDICTION_SUFFIXES)
+
+
+def _check_suffix(option: str, path: Path, allowed: tuple[str, ...]) -> None:
+    if path.suffix.lower() not in allowed:
+        raise KdcliError(
+            f"{option} {path}: unsupported file type {path.suffix or '(none)'!r}; "
+            f"end the name with {' or '.join(allowed)}"
+        )
+
+
+def write_outputs(report: EvalReport, outputs: ReportOutputs) -> list[Path]:
+    """Write every requested file; returns the paths written, in option order."""
+    writers: dict[str, Callable[[EvalReport, Path], None]] = {
+        "--json": write_json,
+        "--csv": write_csv,
+        "--markdown": write_markdown,
+        "--plot": write_plot,
+        "--predictions": write_predictions,
+    }
+    written = []
+    for option, path in outputs.named():
+        writers[option](report, path)
+        written.append(path)
+    return written
+
+
+# --- number formats (shared with the terminal table) -------------------------------------------
+
+
+def percent(value: float) -> str:
+    """A fraction as a percentage with one decimal: 0.8512 -> 85.1."""
+    return f"{100 * value:.1f}"
+
+
+def points(delta: float) -> str:
+    """A difference of fractions in percentage points, always signed: -0.015 -> -1.5."""
+    text = f"{100 * delta:+.1f}"
+    return "+0.0" if text == "-0.0" else text
+
+
+def retention_text(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}%"
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+def report_json(report: EvalReport) -> str:
+    from kdcli.files.provenance import dumps
+
+    return dumps(report.to_dict()) + "\n"
+
+
+def write_json(report: EvalReport, path: Path) -> None:
+    write_text_atomic(path, report_json(report))
+
+
+# --- CSV (tidy: one row per model and language) ------------------------------------------------
+
+
+def report_csv(report: EvalReport) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for result in report.models:
+        for language, score in result.languages.items():
+            change = result.changes[language] if result.changes else None
+            writer.writerow(
+                _csv_row(result, language, score.n, score.accuracy, score.macro_f1, change)
+            )
+        s = result.summary
+        writer.writerow(
+            _csv_row(
+                result,
+                AVERAGE_ROW,
+                s.n,
+                s.average_accuracy,
+                s.average_macro_f1,
+                result.average_change,
+            )
+        )
+        writer.writerow(_csv_row(result, POOLED_ROW, s.n, s.pooled_accuracy, None, None))
+    return buffer.getvalue()
+
+
+def _csv_row(
+    result: EvalResult,
+    language: str,
+    n: int,
+    accuracy: float,
+    macro_f1: float | None,
+    change: Change | None,
+) -> list[object]:
+    def number(value: float | None) -> object:
+        return "" if value is None else repr(float(value))
+
+    return [
+        result.name,
+        result.kind,
+        result.path,
+        language,
+        n,
+        number(accuracy),
+        number(macro_f1),
+        number(change.accuracy_delta if change else None),
+        number(change.macro_f1_delta if change else None),
+        number(change.accuracy_retention if change else None),
+        number(change.macro_f1_retention if change else None),
+    ]
+
+
+def write_csv(report: EvalReport, path: Path) -> None:
+    write_text_atomic(path, report_csv(report))
+
+
+# --- Markdown (the terminal table, for papers and pull requests) -------------------------------
+
+
+def report_markdown(report: EvalReport) -> str:
+    """Languages as rows, models as columns (accuracy and macro-F1 in %), then the summaries."""
+    header = ["language", "n"]
+    for result in report.models:
+        header += [f"{result.name} acc", f"{result.name} F1"]
+    rows = [_markdown_language_row(report, lang) for lang in report.language_names]
+    rows += _markdown_summary_rows(report)
+    facts_header = ["", *(m.name for m in report.models)]
+    lines = [
+        f"Split `{report.split}` of `{report.data}`: accuracy and macro-F1 in %; "
+        f"for later models, (change in points vs {report.models[0].name}, retention).",
+        "",
+        _md_line(header),
+        _md_line(["---", "---:"] + ["---:"] * (2 * len(report.models))),
+        *(_md_line(row) for row in rows),
+        "",
+        _md_line(facts_header),
+        _md_line(["---"] + ["---:"] * len(report.models)),
+        *(_md_line([label, *cells]) for label, cells in facts_rows(report.models)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _md_line(cells: list[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def _markdown_language_row(report: EvalReport, language: str) -> list[str]:
+    first = report.models[0].languages[language]
+    row = [language, str(first.n)]
+    for result in report.models:
+        score = result.languages[language]
+        change = result.changes[language] if result.changes else None
+        row += score_cells(score.accuracy, score.macro_f1, change)
+    return row
+
+
+def score_cells(accuracy: float, macro_f1: float, change: Change | None) -> list[str]:
+    """Plain-text accuracy and F1 cells, with the change vs the first model when there is one."""
+    if change is None:
+        return [percent(accuracy), percent(macro_f1)]
+    return [
+        f"{percent(accuracy)} ({points(change.accuracy_delta)}, "
+        f"{retention_text(change.accuracy_retention)})",
+        f"{percent(macro_f1)} ({points(change.macro_f1_delta)})",
+    ]
+
+
+def _markdown_summary_rows(report: EvalReport) -> list[list[str]]:
+    n = str(report.models[0].summary.n)
+    average = ["**average**", n]
+    pooled = ["**pooled**", n]
+    worst = ["**worst**", ""]
+    for result in report.models:
+        s = result.summary
+        average += [f"**{cell}**" for cell in _average_cells(result)]
+        pooled += [percent(s.pooled_accuracy), ""]
+        worst += [f"{s.worst_language} {percent(s.worst_accuracy)}", ""]
+    return [average, pooled, worst]
+
+
+def _average_cells(result: EvalResult) -> list[str]:
+    s = result.summary
+    return score_cells(s.average_accuracy, s.average_macro_f1, result.average_change)
+
+
+def facts_rows(models: list[EvalResult]) -> list[tuple[str, list[str]]]:
+    """Per-model facts as (row label, one cell per model): kind, size, and speed if measured.
+    Later models also show how they compare with the first (2.0x smaller, 3.1x faster)."""
+    rows = [("kind", [m.kind for m in models])]
+    if any(m.lineage for m in models):
+        rows.append(("made by", [" → ".join(m.lineage) or "-" for m in models]))
+    rows += [
+        ("parameters", _compared(models, lambda m: m.params, count_text, "smaller", "larger")),
+        ("size on disk", _compared(models, lambda m: m.size_bytes, size_text, "smaller", "larger")),
+    ]
+    timed = [m.speed for m in models if m.speed]
+    if timed:
+        rows.append(
+            (
+                "latency (batch 1)",
+                _compared(
+                    models,
+                    lambda m: m.speed.latency_ms if m.speed else None,
+                    lambda v: f"{v:.2f} ms",
+                    "faster",
+                    "slower",
+                ),
+            )
+        )
+        rows.append(
+            (
+                f"throughput (batch {timed[0].batch_size})",
+                _compared(
+                    models,
+                    # inverted, so that "smaller is better" holds for the ratio below
+                    lambda m: 1 / m.speed.throughput if m.speed and m.speed.throughput else None,
+                    lambda v: f"{1 / v:,.0f}/s",
+                    "faster",
+                    "slower",
+                ),
+            )
+        )
+    return rows
+
+
+def _compared(
+    models: list[EvalResult],
+    value: Callable[[EvalResult], float | None],
+    text: Callable[[Any], str],
+    better: str,
+    worse: str,
+) -> list[str]:
+    """One cell per model; later models add `(Nx better|worse)` against the first, where a
+    smaller value is better (fewer parameters, fewer bytes, fewer milliseconds)."""
+    reference = value(models[0])
+    cells = []
+    for index, model in enumerate(models):
+        own = value(model)
+        if own is None:
+            cells.append("")
+            continue
+        cell = text(own)
+        if index and reference and own and own != reference:
+            ratio, word = (reference / own, better) if own < reference else (own / reference, worse)
+            cell += f" ({ratio:.1f}x {word})"
+        cells.append(cell)
+    return cells
+
+
+def write_markdown(report: EvalReport, path: Path) -> None:
+    write_text_atomic(path, report_markdown(report))
+
+
+# --- per-example predictions -------------------------------------------------------------------
+
+
+def predictions_csv(report: EvalReport) -> str:
+    """id, language, gold, one `predicted:<model>` column per model, text."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["id", "language", "gold", *(f"predicted:{m.name}" for m in report.models), "text"]
+    )
+    for index, example_id in enumerate(report.ids):
+        writer.writerow(
+            [
+                example_id,
+                report.example_languages[index],
+                report.gold[index],
+                *(m.predictions[index] for m in report.models),
+                report.texts[index],
+            ]
+        )
+    return buffer.getvalue()
+
+
+def predictions_jsonl(report: EvalReport) -> str:
+    """One object per example: id, language, gold, predicted {model: label}, text."""
+    lines = []
+    for index, example_id in enumerate(report.ids):
+        record = {
+            "id": example_id,
+            "language": report.example_languages[index],
+            "gold": report.gold[index],
+            "predicted": {m.name: m.predictions[index] for m in report.models},
+            "text": report.texts[index],
+        }
+        lines.append(json.dumps(record, ensure_ascii=False))
+    return "\n".join(lines) + "\n"
+
+
+def write_predictions(report: EvalReport, path: Path) -> None:
+    path = Path(path)
+    text = predictions_jsonl(report) if path.suffix.lower() == ".jsonl" else predictions_csv(report)
+    write_text_atomic(path, text)
+
+
+# --- plot ---------------------------------------------------------------------------------------
+
+
+def write_plot(report: EvalReport, path: Path) -> None:
+    """Per-language accuracy as grouped horizontal bars, one colour per model.
+
+    Horizontal bars keep 50+ language names readable: the figure grows in height with the number
+    of languages. Languages are sorted by the first model's accuracy, lowest at the top, so the
+    languages that suffer are seen first; dashed lines mark each model's macro-average.
+    """
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise KdcliError(f"--plot {path} needs matplotlib: pip install 'kdcli[plot]'") from err
+    matplotlib.use("Agg")  # files only, no display: works on servers and in CI
+    from matplotlib import pyplot as plt
+
+    figure = _draw_plot(plt, report)
+    _save_figure_atomic(figure, Path(path))
+    plt.close(figure)
+
+
+def _draw_plot(plt: Any, report: EvalReport) -> Any:
+    models = report.models
+    first = models[0].languages
+    languages = sorted(first, key=lambda lang: (first[lang].accuracy, lang))
+    count = len(models)
+    group = 0.8  # share of each language's row the bars fill
+    bar = group / count
+    # Each language row gets a fixed height (more with more models), so 50+ languages stay legible.
+    height = max(3.5, (0.14 + 0.07 * count) * len(languages) + 1.8)
+    figure, axes = plt.subplots(figsize=(9, height))
+    colours = plt.get_cmap("tab10" if count <= 10 else "tab20").colors
+    for row in range(0, len(languages), 2):  # banded rows: the eye finds a language's group
+        axes.axhspan(row - 0.5, row + 0.5, color="0.94", zorder=0)
+    for index, result in enumerate(models):
+        colour = colours[index % len(colours)]
+        offsets = [row - group / 2 + bar * (index + 0.5) for row in range(len(languages))]
+        values = [100 * result.languages[lang].accuracy for lang in languages]
+        label = f"{result.name} (average {percent(result.summary.average_accuracy)})"
+        axes.barh(offsets, values, height=bar, color=colour, label=label, zorder=2)
+        axes.axvline(100 * result.summary.average_accuracy, color=colour, ls="--", lw=1, zorder=3)
+    axes.set_yticks(range(len(languages)))
+    axes.set_yticklabels(languages, fontsize=9)
+    axes.set_ylim(len(languages) - 0.5, -0.5)  # first (lowest accuracy) at the top
+    axes.set_xlim(0, 100)
+    axes.set_xlabel("accuracy (%)")
+    axes.tick_params(axis="x", labeltop=len(languages) > 20)  # tall figures: a scale on top too
+    axes.grid(axis="x", alpha=0.4, zorder=1)
+    # Title and legend sit above the axes in a band of fixed height (in inches), so they never
+    # overlap each other or the top scale whatever the figure's height.
+    legend_rows = -(-count // 3)
+    band = 0.3 + 0.22 * legend_rows + (0.25 if len(languages) > 20 else 0.0)
+    figure.suptitle(
+        f"Accuracy per language, {report.split} split (dashed: average over languages)",
+        fontsize=11,
+        y=1 - 0.08 / height,
+        va="top",
+    )
+    handles, labels = axes.get_legend_handles_labels()
+    figure.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1 - 0.4 / height),
+        ncol=min(count, 3),
+        fontsize=9,
+        frameon=False,
+    )
+    figure.tight_layout(rect=(0, 0, 1, 1 - band / height))
+    return figure
+
+
+def _save_figure_atomic(figure: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.tmp-", suffix=path.suffix, dir=path.absolute().parent
+    )
+    os.close(fd)
+    try:
+        figure.savefig(tmp, dpi=110, format=path.suffix.lstrip(".").lower())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,258 @@
+"""Finding, opening and saving model directories, safely.
+
+A model reference is a local directory or a Hugging Face Hub id. Weights are read from safetensors;
+a pickle checkpoint (`pytorch_model.bin`) is only opened when the user passes `--allow-pickle`, and
+then with `weights_only=True`. Remote code never runs unless `--trust-remote-code` is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kdcli.core.errors import KdcliError, one_line
+from kdcli.files.tensor_stream import Checkpoint, PickleCheckpoint, SafetensorsFile
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "sentencepiece.bpe.model",
+    "spm.model",
+    "tokenizer.model",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_HUB_PATTERNS = [
+    "config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "model-*.safetensors",
+    *TOKENIZER_FILES,
+]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model as the user named it, resolved to a local directory of files."""
+
+    name: str
+    path: Path
+    repo_id: str | None = None
+    revision: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """How provenance records the source: hub id and commit, or the local path."""
+        if self.repo_id:
+            return {"model": self.repo_id, "revision": self.revision}
+        return {"model": str(self.path)}
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Options every command that reads a model shares (`--revision`, `--allow-pickle`, ...)."""
+
+    revision: str | None = None
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    extra_patterns: tuple[str, ...] = field(default_factory=tuple)
+
+
+def resolve_model(name: str | Path, options: LoadOptions | None = None) -> ModelRef:
+    """A local model directory, or a Hub repository downloaded (or found in the cache)."""
+    options = options or LoadOptions()
+    text = str(name)
+    path = Path(text).expanduser()
+    if path.exists():
+        return ModelRef(text, _check_model_dir(path))
+    if text.startswith((".", "/", "~")) or text.endswith(os.sep) or not _HUB_ID.match(text):
+        raise KdcliError(
+            f"model directory {text} does not exist: pass an existing directory or a Hub model id"
+        )
+    return _download(text, options)
+
+
+def _check_model_dir(path: Path) -> Path:
+    if not path.is_dir():
+        raise KdcliError(f"{path} is not a directory: pass a Hugging Face model directory")
+    if not (path / "config.json").is_file():
+        raise KdcliError(
+            f"{path} is not a model directory (no config.json): pass a directory written by "
+            "save_pretrained or kdcli, or a Hub model id"
+        )
+    return path
+
+
+def _download(repo_id: str, options: LoadOptions) -> ModelRef:
+    from huggingface_hub import snapshot_download
+
+    patterns = [*_HUB_PATTERNS, *options.extra_patterns]
+    if options.allow_pickle:
+        patterns += ["pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin"]
+    try:
+        local = Path(snapshot_download(repo_id, revision=options.revision, allow_patterns=patterns))
+    except Exception as err:  # hub errors come in many types; all mean "could not get it"
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+        hint = (
+            "HF_HUB_OFFLINE is set and the model is not in the local cache: download it once "
+            "with network, or pass a local directory"
+            if offline
+            else "check the model id and --revision, your network, or set HF_HUB_OFFLINE=1 to "
+            "use a cached copy, or pass a local directory"
+        )
+        raise KdcliError(f"cannot get model {repo_id!r} from the Hugging Face Hub: {hint}") from err
+    revision = local.name if re.fullmatch(r"[0-9a-f]{40}", local.name) else options.revision
+    return ModelRef(repo_id, _check_model_dir(local), repo_id=repo_id, revision=revision)
+
+
+def read_config_dict(ref: ModelRef) -> dict[str, Any]:
+    path = ref.path / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise KdcliError(f"{path} is not valid JSON: {one_line(err)}") from err
+    if not isinstance(data, dict) or "model_type" not in data:
+        raise KdcliError(f"{path} has no model_type: it is not a transformers model config")
+    return data
+
+
+def head_kind(config: dict[str, Any], source: str) -> str:
+    """What task head the model has, from `architectures` in its config."""
+    names = config.get("architectures") or []
+    if not names:
+        return "encoder"
+    name = names[0]
+    if name.endswith("ForSequenceClassification"):
+        return "sequence-classification"
+    if name.endswith("ForTokenClassification"):
+        return "token-classification"
+    if name.endswith(("Model", "ForMaskedLM", "ForPreTraining", "ForPretraining")):
+        return "encoder"
+    raise KdcliError(
+        f"{source}: the {name} head is not supported; kdcli keeps sequence- and "
+        "token-classification heads, and drops pre-training heads of bare encoders"
+    )
+
+
+def weight_files(ref: ModelRef, allow_pickle: bool = False) -> list[Path]:
+    """The checkpoint files of a model directory, safetensors first."""
+    root = ref.path
+    if (root / "model.safetensors").is_file():
+        return [root / "model.safetensors"]
+    if (root / "model.safetensors.index.json").is_file():
+        return _shards(root / "model.safetensors.index.json")
+    pickles = [root / "pytorch_model.bin.index.json", root / "pytorch_model.bin"]
+    found = next((p for p in pickles if p.is_file()), None)
+    if found is None:
+        raise KdcliError(
+            f"{root} holds no weights (model.safetensors or a sharded index): "
+            "save the model with save_pretrained first"
+        )
+    if not allow_pickle:
+        raise KdcliError(
+            f"{root} has only a pickle checkpoint ({found.name}), which can run code when "
+            "loaded: convert it to safetensors, or pass --allow-pickle if you trust it "
+            "(it is then loaded with weights_only=True)"
+        )
+    return _shards(found) if found.suffix == ".json" else [found]
+
+
+def _shards(index: Path) -> list[Path]:
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise KdcliError(f"{index} is not a valid shard index: save the model again") from err
+    files = sorted({index.parent / name for name in weight_map.values()})
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise KdcliError(f"{index.parent} is missing shards {missing}: download them again")
+    return files
+
+
+def open_checkpoint(ref: ModelRef, allow_pickle: bool = False) -> Checkpoint:
+    """All of a model's weights behind one tensor-by-tensor reader."""
+    files = weight_files(ref, allow_pickle)
+    readers = [
+        SafetensorsFile(f) if f.suffix == ".safetensors" else PickleCheckpoint(f) for f in files
+    ]
+    return Checkpoint(readers)
+
+
+def content_hash(files: list[Path]) -> str:
+    """sha256 over the weight files, in order: identifies exactly which weights were used."""
+    digest = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as handle:
+            while block := handle.read(8 * 1024 * 1024):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def copy_tokenizer_files(ref: ModelRef, out_dir: Path) -> list[str]:
+    """Copy whatever tokenizer files the source has, byte for byte."""
+    copied = []
+    for name in TOKENIZER_FILES:
+        if (ref.path / name).is_file():
+            shutil.copyfile(ref.path / name, out_dir / name)
+            copied.append(name)
+    return copied
+
+
+def load_tokenizer(ref: ModelRef, options: LoadOptions | None = None) -> PreTrainedTokenizerBase:
+    options = options or LoadOptions()
+    return load_tokenizer_from(ref.path, ref.name, options.trust_remote_code)
+
+
+def load_tokenizer_from(
+    folder: Path, name: str, trust_remote_code: bool = False
+) -> PreTrainedTokenizerBase:
+    """The tokenizer saved beside a model; a clear error when its files are missing."""
+    from transformers import AutoTokenizer
+
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise KdcliError(
+            f"{name} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...): copy the "
+            "source model's tokenizer files into it"
+        )
+    try:
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except Exception as err:  # transformers raises OSError/ValueError/... for broken files
+        raise KdcliError(
+            f"cannot load the tokenizer of {name}: {one_line(err)} (copy the source model's "
+            "tokenizer files into it)"
+        ) from err
+
+
+def load_classifier(
+    ref: ModelRef,
+    options: LoadOptions | None = None,
+    **kwargs: Any,
+) -> PreTrainedModel:
+    """A sequence classification model; a bare encoder gets a fresh head (num_labels in kwargs)."""
+    from transformers import AutoModelForSequenceClassification
+
+    options = options or LoadOptions()
+    files = weight_files(ref, options.allow_pickle)
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            ref.path,
+            use_safetensors=files[0].suffix == ".safetensors",
+            trust_remote_code=options.trust_remote_code,
+            **kwargs,
+        )
+    except KdcliError:
+        raise
+    except Exception as err:
+        raise KdcliError(f"cannot load model {ref.name}: {one_line(err)}") from err

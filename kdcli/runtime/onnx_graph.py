@@ -1,0 +1,261 @@
+"""ONNX graph work for `kdcli export`: trace, fuse, find the sensitive nodes, quantize.
+
+The graph comes from `torch.onnx.export(dynamo=True)` with dynamic batch and sequence axes. Fusions
+come from onnxscript's ONNX Runtime rewriter (`optimize_for_ort`), which was written for the graphs
+the dynamo exporter makes; onnxruntime.transformers.optimizer's matchers expect TorchScript-era
+graphs and fuse no attention in them. int8 is `onnxruntime.quantization.quantize_dynamic`.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import logging
+import platform
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kdcli.core.errors import KdcliError, one_line
+
+EXPORT_EXTRA = "pip install 'kdcli[export]'"
+DYNAMIC_AXES = ("batch_size", "sequence_length")  # the names optimum's ORTModel also uses
+QUANTIZED_OPS = ["MatMul", "Gather", "Attention", "EmbedLayerNormalization"]
+# Tiers of nodes kept in float, tried in order until int8 agrees with PyTorch: the classifier head
+# and the small position tables always; then the feed-forward output projections, whose inputs
+# (after GELU) hold the outlier activations that per-tensor int8 rounds worst; then the first and
+# last layers, which see the raw embeddings and feed the head.
+FLOAT_TIERS = ("head", "head+ffn-out", "head+ffn-out+first-last")
+_SCOPES = "pkg.torch.onnx.name_scopes"
+_NOISY_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir", "torch.export", "torch._dynamo")
+
+
+def require_export_stack() -> None:
+    """onnx, onnxscript and onnxruntime, or one line saying which extra installs them."""
+    missing = []
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise KdcliError(
+            f"kdcli export needs {', '.join(missing)}, which is not installed: {EXPORT_EXTRA}"
+        )
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the exporters' warnings and log lines: the library never prints."""
+    root = logging.getLogger()
+    loggers = [root, *(logging.getLogger(name) for name in _NOISY_LOGGERS)]
+    levels = [logger.level for logger in loggers]
+    # onnxruntime.quantization logs through logging.warning(), which installs a stderr handler
+    # on the root logger when it has none: a handler of our own keeps that from happening.
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.removeHandler(guard)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def export_graph(
+    model: Any,
+    sample: dict[str, Any],
+    path: Path,
+    opset: int | None,
+    model_type: str,
+) -> None:
+    """Trace `model` with the dynamo exporter; batch and sequence axes stay dynamic."""
+    import torch
+
+    names = list(sample)
+    batch = torch.export.Dim(DYNAMIC_AXES[0])
+    sequence = torch.export.Dim(DYNAMIC_AXES[1])
+    dynamic = {name: {0: batch, 1: sequence} for name in names}
+    try:
+        with quiet():
+            program = torch.onnx.export(
+                model,
+                (),
+                kwargs=sample,
+                input_names=names,
+                output_names=["logits"],
+                dynamic_shapes=dynamic,
+                opset_version=opset,
+                dynamo=True,
+                verbose=False,
+            )
+            program.save(str(path))
+    except Exception as err:  # the exporter raises many types; all mean "cannot trace this"
+        raise KdcliError(
+            f"torch.onnx (dynamo) cannot export model type {model_type!r} with torch "
+            f"{torch.__version__}: {one_line(err)}"
+        ) from err
+
+
+def fuse(source: Path, target: Path) -> dict[str, int]:
+    """ONNX Runtime's transformer fusions (attention, skip-LayerNorm, GELU): the fused graph,
+    and how many of each ONNX Runtime op it now holds."""
+    import onnx_ir as ir
+    from onnxscript.rewriter.ort_fusions import optimize_for_ort
+
+    with quiet():
+        model, _ = optimize_for_ort(ir.load(str(source)))
+        ir.save(model, str(target))
+    counts: dict[str, int] = {}
+    for node in model.graph:
+        if node.domain == "com.microsoft":
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+@dataclass(frozen=True)
+class WeightNode:
+    """A node that multiplies by (or looks up in) a weight, and where it sits in the model."""
+
+    name: str
+    op_type: str
+    role: str  # "head", "ffn-out", "word-embeddings", "small-table", "weight"
+    layer: int | None
+
+
+def weight_nodes(path: Path, base_prefix: str, intermediate: int, vocab: int) -> list[WeightNode]:
+    """Classify every weight-consuming node from the module scopes the exporter records."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    shapes = {init.name: list(init.dims) for init in graph.initializer}
+    nodes = []
+    for node in graph.node:
+        if node.op_type not in ("MatMul", "Gemm", "Gather", "Attention"):
+            continue
+        weights = [shapes[name] for name in node.input if name in shapes]
+        if not weights or (node.op_type == "Gather" and node.input[0] not in shapes):
+            continue
+        scopes = _scopes(node)
+        nodes.append(
+            WeightNode(
+                node.name,
+                node.op_type,
+                _role(node.op_type, weights[0], scopes, base_prefix, intermediate, vocab),
+                _layer(scopes),
+            )
+        )
+    return nodes
+
+
+def _scopes(node: Any) -> list[str]:
+    for prop in node.metadata_props:
+        if prop.key == _SCOPES:
+            with contextlib.suppress(ValueError, SyntaxError):
+                return [str(s) for s in ast.literal_eval(prop.value)]
+    return []
+
+
+def _role(
+    op_type: str,
+    shape: list[int],
+    scopes: list[str],
+    base_prefix: str,
+    intermediate: int,
+    vocab: int,
+) -> str:
+    modules = [s for s in scopes if s]
+    top = modules[0].split(".")[0] if modules else ""
+    if modules and (top != base_prefix or any(s.endswith("pooler") for s in modules)):
+        return "head"
+    if op_type == "Gather":
+        return "word-embeddings" if shape and shape[0] == vocab else "small-table"
+    if op_type == "MatMul" and len(shape) == 2 and shape[0] == intermediate:
+        return "ffn-out"
+    return "weight"
+
+
+def _layer(scopes: list[str]) -> int | None:
+    for scope in reversed(scopes):
+        match = re.search(r"\.(\d+)(?:\.|$)", scope)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def float_nodes(nodes: Sequence[WeightNode], tier: str) -> list[str]:
+    """The node names a quantization tier keeps in float."""
+    if tier not in FLOAT_TIERS:
+        raise KdcliError(f"float tier {tier!r} is unknown: choose one of {', '.join(FLOAT_TIERS)}")
+    keep = {"head", "small-table"}
+    if "ffn-out" in tier:
+        keep.add("ffn-out")
+    layers = [n.layer for n in nodes if n.layer is not None]
+    edges = {min(layers), max(layers)} if layers and "first-last" in tier else set()
+    return sorted(n.name for n in nodes if n.role in keep or n.layer in edges)
+
+
+def quantize(
+    source: Path,
+    target: Path,
+    keep_float: Sequence[str],
+    per_channel: bool,
+    reduce_range: bool,
+) -> None:
+    """Dynamic int8: signed weights (per output channel), uint8 activations scaled per batch."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with quiet():
+        quantize_dynamic(
+            source,
+            target,
+            op_types_to_quantize=QUANTIZED_OPS,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(keep_float),
+            # Fused graphs hold com.microsoft ops whose output types the quantizer cannot infer.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+
+@dataclass(frozen=True)
+class CpuInt8:
+    """What the CPU offers for int8 matrix products, and the reduce_range that suits it."""
+
+    machine: str
+    vnni: bool
+    reduce_range: bool
+    reason: str
+
+
+def cpu_int8() -> CpuInt8:
+    """reduce_range (7-bit weights) only where int8 products can saturate: x86 without VNNI."""
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64", "i686", "x86"):
+        return CpuInt8(machine, False, False, f"{machine}: int8 dot products do not saturate")
+    flags = _cpu_flags()
+    vnni = bool(flags & {"avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8"})
+    if vnni:
+        return CpuInt8(machine, True, False, "x86 with VNNI: full 8-bit weights are exact")
+    if not flags:
+        return CpuInt8(machine, False, True, "x86, instruction set unknown: 7-bit weights (safe)")
+    return CpuInt8(machine, False, True, "x86 without VNNI: 7-bit weights avoid u8*s8 saturation")
+
+
+def _cpu_flags() -> set[str]:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return set()
+    for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()

@@ -1,0 +1,559 @@
+"""Run a classifier on texts: a PyTorch model directory or a kdcli ONNX export, one interface.
+
+`open_predictor(path)` opens either kind; `predictor.logits(texts)` tokenizes once, sorts the texts
+by length and batches them with dynamic padding (a batch pads only to its own longest text), then
+returns the logits in the caller's order. Export verification, `kdcli eval` and the benchmarks all
+go through here, so PyTorch and ONNX are always fed exactly the same batches.
+
+Kinds: "pytorch" (a Hugging Face model directory or Hub id, run in float32 under
+`torch.inference_mode()`), "onnx" (`model.onnx`) and "onnx-int8" (`model_quantized.onnx`), both
+run with ONNX Runtime on the CPU with the session options kdcli measured (`OrtSettings`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import statistics
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kdcli.core.errors import KdcliError, one_line
+from kdcli.files.model_dirs import (
+    LoadOptions,
+    ModelRef,
+    load_tokenizer_from,
+    read_config_dict,
+    resolve_model,
+    weight_files,
+)
+from kdcli.runtime.onnx_graph import EXPORT_EXTRA
+
+if TYPE_CHECKING:
+    import numpy as np
+    from transformers import PreTrainedTokenizerBase
+
+KINDS = ("pytorch", "onnx", "onnx-int8")
+VARIANTS = ("auto", "fp32", "int8")
+ONNX_FILE = "model.onnx"
+ONNX_INT8_FILE = "model_quantized.onnx"
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+Batch = dict[str, "np.ndarray"]
+
+
+@dataclass(frozen=True)
+class OrtSettings:
+    """ONNX Runtime session choices, defaults from `benchmarks/bench_export.py --sweep` (the
+    numbers are in docs/export.md).
+
+    - SkipLayerNormFusion (Add + LayerNorm fused when a session starts) was slower than the two
+      ops it replaces on the AVX-512 CPU measured, fp32 and int8 alike, so it is disabled.
+    - Spinning intra-op threads (busy-waiting for work between ops) were 5-10% faster on a quiet
+      machine but 2x slower when other processes shared the cores, so threads sleep.
+    """
+
+    disabled_optimizers: tuple[str, ...] = ("SkipLayerNormFusion",)
+    spinning: bool = False
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Median forward-pass times (tokenization excluded) on the given texts."""
+
+    batch1_ms: float  # one text at a time, median over texts
+    batch_ms: float  # one batch of `batch_size` texts, median over repeats
+    batch_size: int
+    texts_per_s: float  # throughput at `batch_size`
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """Tokenized texts padded to the batch's longest; `index` = their positions in the input."""
+
+    index: list[int]
+    inputs: Batch
+
+
+class Predictor(ABC):
+    """A classifier that maps texts to logits. Open one with `open_predictor`."""
+
+    name: str
+    path: Path
+    kind: str
+    head: str  # "sequence-classification" or "token-classification"
+    id2label: dict[int, str]
+    num_parameters: int | None
+    size_bytes: int
+    tokenizer: PreTrainedTokenizerBase
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The model inputs this predictor feeds (what the tokenizer makes and the model takes)."""
+        return self._input_names
+
+    _input_names: tuple[str, ...] = ("input_ids", "attention_mask")
+
+    @abstractmethod
+    def forward(self, inputs: Batch) -> np.ndarray:
+        """Logits for one encoded batch (int64 arrays named like the tokenizer's outputs)."""
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 32, max_length: int = 128
+    ) -> list[EncodedBatch]:
+        """Texts tokenized once, sorted longest first and cut into dynamically padded batches."""
+        return encode_batches(self.tokenizer, texts, self.input_names, batch_size, max_length)
+
+    def logits(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        max_length: int = 128,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Logits in the order of `texts`: (texts, labels), or for token classification
+        (texts, longest text in tokens, labels) with NaN after each text's last token.
+        `progress(done, total)` is called after every batch (for long runs such as kdcli eval)."""
+        import numpy as np
+
+        _check_batching(batch_size, max_length)
+        if not texts:
+            return np.zeros((0, len(self.id2label)), dtype=np.float32)
+        batches = self.encode(texts, batch_size, max_length)
+        outputs = []
+        done = 0
+        for batch in batches:
+            outputs.append((batch, self.forward(batch.inputs)))
+            done += len(batch.index)
+            if progress is not None:
+                progress(done, len(texts))
+        if self.head == "token-classification":
+            return _gather_tokens(outputs, len(texts))
+        result = np.zeros((len(texts), outputs[0][1].shape[-1]), dtype=np.float32)
+        for batch, logits in outputs:
+            result[batch.index] = logits
+        return result
+
+    def latency(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        max_length: int = 128,
+        repeats: int = 5,
+        single_texts: int = 32,
+    ) -> Latency:
+        """Batch-1 median latency over up to `single_texts` texts, and batch throughput."""
+        _check_batching(batch_size, max_length)
+        if not texts:
+            raise KdcliError("latency needs at least one text")
+        singles = [self.encode([text], 1, max_length)[0].inputs for text in texts[:single_texts]]
+        batch_texts = [texts[i % len(texts)] for i in range(batch_size)]
+        full = self.encode(batch_texts, batch_size, max_length)[0].inputs
+        batch1 = statistics.median(time_forward(self, inputs, repeats=1)[0] for inputs in singles)
+        batch_ms = statistics.median(time_forward(self, full, repeats=repeats))
+        return Latency(batch1, batch_ms, batch_size, batch_size * 1000.0 / batch_ms)
+
+
+def time_forward(
+    predictor: Predictor, inputs: Batch, repeats: int = 5, warmup: int = 1
+) -> list[float]:
+    """Milliseconds of `repeats` forward passes on one batch, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        predictor.forward(inputs)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predictor.forward(inputs)
+        times.append((time.perf_counter() - started) * 1000.0)
+    return times
+
+
+def open_predictor(
+    path: str | Path,
+    *,
+    variant: str = "auto",
+    threads: int | None = None,
+    device: str = "cpu",
+    options: LoadOptions | None = None,
+    ort_settings: OrtSettings | None = None,
+) -> Predictor:
+    """A predictor for a PyTorch model directory (or Hub id), a kdcli export dir or an .onnx file.
+
+    `variant` picks the file of an export dir: "auto" (int8 when the dir has one, else fp32),
+    "fp32" (`model.onnx`) or "int8" (`model_quantized.onnx`). `threads` caps the CPU threads
+    (None: the runtime's default). `device` applies to PyTorch models; ONNX runs on the CPU.
+    `ort_settings` overrides kdcli's ONNX Runtime session choices.
+    """
+    if variant not in VARIANTS:
+        raise KdcliError(f"variant {variant!r} is unknown: choose one of {', '.join(VARIANTS)}")
+    if threads is not None and threads < 1:
+        raise KdcliError(f"threads {threads} must be at least 1 (or None for the default)")
+    local = Path(str(path)).expanduser()
+    onnx_file = _onnx_file(local, variant) if local.exists() else None
+    if onnx_file is not None:
+        return OnnxPredictor(onnx_file, threads=threads, settings=ort_settings or OrtSettings())
+    if variant != "auto":
+        raise KdcliError(
+            f"{path} is not a kdcli export (no {ONNX_FILE}): variant {variant!r} applies to "
+            "export directories; leave it at 'auto' for PyTorch models"
+        )
+    if local.is_dir() and not (local / "config.json").is_file():
+        raise KdcliError(
+            f"{path} is neither a model directory (config.json and weights) nor a kdcli export "
+            f"({ONNX_FILE}): pass a directory written by save_pretrained or kdcli"
+        )
+    return TorchPredictor(path, threads=threads, device=device, options=options)
+
+
+def _onnx_file(path: Path, variant: str) -> Path | None:
+    """The .onnx file `path` names, or the one of an export dir that `variant` asks for."""
+    if path.is_file():
+        if path.suffix != ".onnx":
+            raise KdcliError(
+                f"{path} is a file but not an .onnx model: pass a model directory, a kdcli "
+                "export directory or an .onnx file"
+            )
+        return path
+    fp32, int8 = path / ONNX_FILE, path / ONNX_INT8_FILE
+    if variant == "int8" and not int8.is_file():
+        if fp32.is_file():
+            raise KdcliError(
+                f"{path} has no {ONNX_INT8_FILE}: export it with --quantize int8, or use "
+                "variant 'fp32'"
+            )
+        return None
+    if variant == "fp32" and not fp32.is_file():
+        return None
+    if variant in ("int8", "auto") and int8.is_file():
+        return int8
+    return fp32 if fp32.is_file() else None
+
+
+class TorchPredictor(Predictor):
+    """A Hugging Face sequence- or token-classification model, run in float32."""
+
+    def __init__(
+        self,
+        source: str | Path,
+        threads: int | None = None,
+        device: str = "cpu",
+        options: LoadOptions | None = None,
+    ) -> None:
+        from kdcli.files.model_dirs import head_kind
+
+        options = options or LoadOptions()
+        ref = resolve_model(str(source), options)
+        config = read_config_dict(ref)
+        self.head = head_kind(config, ref.name)
+        if self.head == "encoder":
+            raise KdcliError(
+                f"{ref.name} has no classification head (architectures: "
+                f"{config.get('architectures')}): fine-tune it first (kdcli finetune)"
+            )
+        self.ref = ref
+        self.name = ref.name
+        self.path = ref.path
+        self.kind = "pytorch"
+        self.threads = threads
+        self.device = device
+        self.model = _load_torch_model(ref, self.head, options, device)
+        self.tokenizer = load_tokenizer_from(ref.path, ref.name, options.trust_remote_code)
+        self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
+        self.num_parameters = sum(p.numel() for p in self.model.parameters())
+        self.size_bytes = sum(f.stat().st_size for f in weight_files(ref, options.allow_pickle))
+        self._input_names = _torch_inputs(self.model, self.tokenizer)
+
+    def forward(self, inputs: Batch) -> np.ndarray:
+        import torch
+
+        tensors = {
+            name: torch.from_numpy(inputs[name]).to(self.device) for name in self._input_names
+        }
+        with _torch_threads(self.threads), torch.inference_mode():
+            return self.model(**tensors).logits.float().cpu().numpy()
+
+
+def _load_torch_model(ref: ModelRef, head: str, options: LoadOptions, device: str) -> Any:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    factory = (
+        AutoModelForTokenClassification
+        if head == "token-classification"
+        else AutoModelForSequenceClassification
+    )
+    files = weight_files(ref, options.allow_pickle)
+    try:
+        with _no_loading_bar():
+            model = factory.from_pretrained(
+                ref.path,
+                use_safetensors=files[0].suffix == ".safetensors",
+                trust_remote_code=options.trust_remote_code,
+                dtype=torch.float32,
+            )
+        return model.to(device).eval()
+    except Exception as err:  # transformers raises many types for unloadable models
+        raise KdcliError(f"cannot load model {ref.name}: {one_line(err)}") from err
+
+
+@contextlib.contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """transformers draws a tqdm bar while loading weights; the library never prints."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _torch_inputs(model: Any, tokenizer: PreTrainedTokenizerBase) -> tuple[str, ...]:
+    """The tokenizer outputs the model's forward() accepts, in kdcli's fixed order."""
+    import inspect
+
+    accepted = set(inspect.signature(model.forward).parameters)
+    made = set(tokenizer.model_input_names) | {"input_ids", "attention_mask"}
+    return tuple(name for name in MODEL_INPUTS if name in accepted and name in made)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's thread count is process-wide: set it for one call and put it back."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class OnnxPredictor(Predictor):
+    """An ONNX classifier (kdcli export layout) run with ONNX Runtime on the CPU."""
+
+    def __init__(
+        self,
+        onnx_file: Path,
+        threads: int | None = None,
+        settings: OrtSettings | None = None,
+    ) -> None:
+        ort = import_onnxruntime()
+        folder = onnx_file.parent
+        self.path = folder
+        self.onnx_file = onnx_file
+        self.name = str(folder) if onnx_file.name in (ONNX_FILE, ONNX_INT8_FILE) else str(onnx_file)
+        self.kind = "onnx-int8" if onnx_file.stem.endswith("quantized") else "onnx"
+        self.threads = threads
+        self.settings = settings or OrtSettings()
+        self.session = _session(ort, onnx_file, threads, self.settings)
+        self.tokenizer = load_tokenizer_from(folder, str(folder))
+        self.id2label = _export_labels(folder, self.session)
+        output = self.session.get_outputs()[0]
+        self.head = "token-classification" if len(output.shape) == 3 else "sequence-classification"
+        self.size_bytes = onnx_size(onnx_file)
+        self._graph_inputs = {i.name: i.type for i in self.session.get_inputs()}
+        unknown = sorted(set(self._graph_inputs) - set(MODEL_INPUTS))
+        if unknown:
+            raise KdcliError(
+                f"{onnx_file} takes inputs {unknown} that a tokenizer does not make: kdcli runs "
+                f"encoder classifiers with inputs {', '.join(MODEL_INPUTS)}"
+            )
+        self._input_names = tuple(n for n in MODEL_INPUTS if n in self._graph_inputs)
+
+    @functools.cached_property
+    def num_parameters(self) -> int:  # type: ignore[override]
+        """Weights stored in the graph (int8 ones included), read on first use."""
+        return onnx_parameters(self.onnx_file)
+
+    def forward(self, inputs: Batch) -> np.ndarray:
+        import numpy as np
+
+        feeds = {}
+        for name in self._input_names:
+            value = inputs.get(name)
+            if value is None:  # e.g. token_type_ids the tokenizer does not make: one segment
+                value = np.zeros_like(inputs["input_ids"])
+            dtype = np.int32 if self._graph_inputs[name] == "tensor(int32)" else np.int64
+            feeds[name] = value.astype(dtype, copy=False)
+        return self.session.run(None, feeds)[0]
+
+
+def import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise KdcliError(
+            f"onnxruntime is not installed, and ONNX models need it: {EXPORT_EXTRA}"
+        ) from err
+    return onnxruntime
+
+
+def session_options(threads: int | None, settings: OrtSettings) -> Any:
+    """kdcli's ONNX Runtime session options (`OrtSettings`), for `threads` CPU threads."""
+    ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.inter_op_num_threads = 1  # encoder graphs are one chain: parallel ops never pay
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    if not settings.spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options
+
+
+def _session(ort: Any, onnx_file: Path, threads: int | None, settings: OrtSettings) -> Any:
+    try:
+        return ort.InferenceSession(
+            str(onnx_file),
+            session_options(threads, settings),
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(settings.disabled_optimizers),
+        )
+    except Exception as err:  # ORT raises its own exception types for unreadable graphs
+        raise KdcliError(
+            f"ONNX Runtime cannot open {onnx_file}: {one_line(err)} (export it again with "
+            "kdcli export)"
+        ) from err
+
+
+def onnx_size(onnx_file: Path) -> int:
+    """Bytes of an .onnx file and of its external weight file, if it has one."""
+    size = onnx_file.stat().st_size
+    for suffix in (".data", "_data"):
+        data = onnx_file.with_name(onnx_file.name + suffix)
+        if data.is_file():
+            size += data.stat().st_size
+    return size
+
+
+def onnx_parameters(onnx_file: Path) -> int:
+    """Elements of the graph's float and 8-bit tensors: its weights, int8 ones counted once
+    each. Scalars (constants the exporter folded), integer shape constants and the scales and
+    zero points the quantizer adds are not weights."""
+    import onnx
+
+    weight_types = {
+        onnx.TensorProto.FLOAT,
+        onnx.TensorProto.FLOAT16,
+        onnx.TensorProto.BFLOAT16,
+        onnx.TensorProto.DOUBLE,
+        onnx.TensorProto.INT8,
+        onnx.TensorProto.UINT8,
+    }
+    graph = onnx.load(str(onnx_file), load_external_data=False).graph
+    return sum(
+        math.prod(init.dims)
+        for init in graph.initializer
+        if init.dims
+        and init.data_type in weight_types
+        and not init.name.endswith(("_scale", "_zero_point"))
+    )
+
+
+def _export_labels(folder: Path, session: Any) -> dict[int, str]:
+    config = folder / "config.json"
+    if not config.is_file():
+        raise KdcliError(
+            f"{folder} has no config.json, so its labels are unknown: copy the source model's "
+            "config.json into it (kdcli export writes one)"
+        )
+    data = read_config_dict(ModelRef(str(folder), folder))
+    labels = data.get("id2label")
+    if not labels:
+        width = session.get_outputs()[0].shape[-1]
+        count = width if isinstance(width, int) else int(data.get("num_labels", 2))
+        return {i: f"LABEL_{i}" for i in range(count)}
+    return {int(k): str(v) for k, v in labels.items()}
+
+
+def encode_batches(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    names: Sequence[str],
+    batch_size: int = 32,
+    max_length: int = 128,
+) -> list[EncodedBatch]:
+    """Tokenize once, sort longest first (stable), pad each batch to its own longest text."""
+    _check_batching(batch_size, max_length)
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 1 < limit < max_length:  # the model has no positions beyond
+        max_length = limit
+    encoded = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
+        return_attention_mask=True,
+        return_token_type_ids="token_type_ids" in names,
+    )
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+    batches = []
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        inputs = {
+            name: _pad([encoded[name][i] for i in index], _pad_value(tokenizer, name), tokenizer)
+            for name in names
+            if name in encoded
+        }
+        batches.append(EncodedBatch(index, inputs))
+    return batches
+
+
+def _pad_value(tokenizer: PreTrainedTokenizerBase, name: str) -> int:
+    if name == "input_ids":
+        return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if name == "token_type_ids":
+        return int(getattr(tokenizer, "pad_token_type_id", 0) or 0)
+    return 0
+
+
+def _pad(rows: list[list[int]], value: int, tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
+    import numpy as np
+
+    width = max(len(row) for row in rows)
+    array = np.full((len(rows), width), value, dtype=np.int64)
+    left = tokenizer.padding_side == "left"
+    for i, row in enumerate(rows):
+        if left:
+            array[i, width - len(row) :] = row
+        else:
+            array[i, : len(row)] = row
+    return array
+
+
+def _gather_tokens(outputs: list[tuple[EncodedBatch, np.ndarray]], count: int) -> np.ndarray:
+    """Per-token logits of every text, left-aligned, NaN where a text has no more tokens."""
+    import numpy as np
+
+    longest = max(batch.inputs["attention_mask"].shape[1] for batch, _ in outputs)
+    labels = outputs[0][1].shape[-1]
+    result = np.full((count, longest, labels), np.nan, dtype=np.float32)
+    for batch, logits in outputs:
+        mask = batch.inputs["attention_mask"].astype(bool)
+        for row, position in enumerate(batch.index):
+            tokens = logits[row][mask[row]]
+            result[position, : len(tokens)] = tokens
+    return result
+
+
+def _check_batching(batch_size: int, max_length: int) -> None:
+    if batch_size < 1:
+        raise KdcliError(f"--batch-size {batch_size} must be at least 1")
+    if max_length < 2:
+        raise KdcliError(f"--max-length {max_length} must be at least 2 (room for the specials)")

@@ -1,0 +1,252 @@
+"""`kdcli eval`: per-language metrics of one or more models on one split, side by side.
+
+Models are PyTorch model directories / Hub ids or `kdcli export` ONNX directories (fp32 or int8),
+all run through `kdcli.runtime.predictor`. The data is read once; every model is checked (it
+exists, it has a tokenizer, it knows the data's labels) before the first one runs, then each model
+runs once over the whole split and its predictions are scored per language
+(`kdcli.evaluation.report`). The first model is the reference: the others get per-language deltas
+and retention against it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kdcli.core.errors import KdcliError
+from kdcli.core.progress import ProgressCallback, report
+from kdcli.core.validation import check_positive, parse_csv
+from kdcli.data.splits import DataConfig, Examples, label_ids, load_split, normalize_split
+from kdcli.evaluation.report import EvalReport, ModelRun, Speed, build_report
+from kdcli.files.model_dirs import (
+    TOKENIZER_FILES,
+    LoadOptions,
+    ModelRef,
+    read_config_dict,
+    resolve_model,
+)
+
+if TYPE_CHECKING:
+    from kdcli.runtime.predictor import Predictor
+
+SPEED_BATCH = 32  # the throughput batch size the report promises
+LATENCY_TEXTS = 32  # single-text forward passes whose median is the latency
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything `kdcli eval` can be told (output files are the CLI's business)."""
+
+    models: Sequence[str]
+    data: str
+    split: str = "test"
+    languages: str | Sequence[str] | None = None
+    batch_size: int = 64
+    max_length: int = 128
+    threads: int | None = None
+    speed: bool = False
+    text_column: str | None = None
+    label_column: str | None = None
+    language_column: str | None = None
+    allow_pickle: bool = False
+
+    def data_config(self) -> DataConfig:
+        return DataConfig(
+            data=self.data,
+            languages=parse_csv(self.languages),
+            text_column=self.text_column,
+            label_column=self.label_column,
+            language_column=self.language_column,
+        )
+
+
+def unique_names(paths: Sequence[str], kinds: Sequence[str]) -> list[str]:
+    """Short column names for the models: the folder name, made unique where two collide.
+
+    Only colliding names change: first by the model kind (one export dir as fp32 and as int8),
+    then by adding the parent folder (`run1/student` vs `run2/student`), then by their position.
+    """
+    names = [_short_name(p) for p in paths]
+    steps = (
+        lambda i: f"{_short_name(paths[i])} ({kinds[i]})",
+        lambda i: _short_name(paths[i], parts=2),
+        lambda i: f"{_short_name(paths[i])} #{i + 1}",
+    )
+    for step in steps:
+        clashing = [i for i, name in enumerate(names) if names.count(name) > 1]
+        if not clashing:
+            break
+        names = [step(i) if i in clashing else name for i, name in enumerate(names)]
+    return names
+
+
+def _short_name(path: str, parts: int = 1) -> str:
+    folder = Path(path).parent if path.endswith(".onnx") else Path(path)  # name the export dir
+    pieces = [p for p in folder.parts if p not in ("/", ".", "")]
+    return "/".join(pieces[-parts:]) if pieces else str(path)
+
+
+def check_options(config: EvalConfig) -> None:
+    """Everything that can be checked without reading data or models."""
+    if not config.models:
+        raise KdcliError("no MODEL given: pass one or more model directories, Hub ids or exports")
+    check_positive("--batch-size", config.batch_size)
+    check_positive("--max-length", config.max_length)
+    check_positive("--threads", config.threads)
+    normalize_split(config.split)
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """What the cheap check of one MODEL found, before any weights are loaded."""
+
+    reference: str
+    kind: str
+    labels: list[str]
+
+
+def evaluate(config: EvalConfig, progress: ProgressCallback | None = None) -> EvalReport:
+    """Score every model of `config` on its split, per language, side by side.
+
+    Everything that can be wrong with the input is found before the first model runs: options,
+    the data (languages, an empty split), each model (kind, tokenizer files, labels the data
+    needs). Models are then loaded one at a time, so only one is in memory.
+    """
+    check_options(config)
+    examples = load_split(config.data_config(), config.split)
+    options = LoadOptions(allow_pickle=config.allow_pickle)
+    checks = [check_model(model, options) for model in config.models]
+    for check in checks:
+        label_ids(examples, {label: i for i, label in enumerate(check.labels)}, check.reference)
+    names = unique_names([c.reference for c in checks], [c.kind for c in checks])
+    runs = [
+        _run_model(check.reference, name, examples, config, options, progress)
+        for check, name in zip(checks, names, strict=True)
+    ]
+    return build_report(examples, runs)
+
+
+def check_model(reference: str, options: LoadOptions | None = None) -> ModelCheck:
+    """Find what MODEL is (PyTorch model or kdcli export) and that kdcli eval can run it,
+    reading only small files (config.json, file names): no weights are loaded."""
+    from kdcli.runtime.predictor import ONNX_FILE, ONNX_INT8_FILE, import_onnxruntime
+
+    local = Path(reference).expanduser()
+    if local.suffix == ".onnx" and not local.is_file():
+        raise KdcliError(f"{reference} does not exist: pass an .onnx file written by kdcli export")
+    is_export = local.suffix == ".onnx" or (
+        local.is_dir() and ((local / ONNX_FILE).is_file() or (local / ONNX_INT8_FILE).is_file())
+    )
+    if is_export:
+        import_onnxruntime()  # a clear error now rather than after other models ran
+        folder = local.parent if local.is_file() else local
+        ref = ModelRef(reference, folder)
+        if not (folder / "config.json").is_file():
+            raise KdcliError(
+                f"{reference} has no config.json, so its labels are unknown: copy the source "
+                "model's config.json into it (kdcli export writes one)"
+            )
+        kind = "onnx-int8" if _export_file(local).stem.endswith("quantized") else "onnx"
+    else:
+        if local.is_dir() and not (local / "config.json").is_file():
+            raise KdcliError(
+                f"{reference} is neither a model directory (config.json and weights) nor a kdcli "
+                f"export ({ONNX_FILE}): pass a directory written by save_pretrained or kdcli, or "
+                "a Hub model id"
+            )
+        ref = resolve_model(reference, options)
+        kind = "pytorch"
+    if not any((ref.path / name).is_file() for name in TOKENIZER_FILES):
+        raise KdcliError(
+            f"{reference} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...): copy "
+            "the source model's tokenizer files into it"
+        )
+    return ModelCheck(reference, kind, _labels(ref))
+
+
+def _export_file(path: Path) -> Path:
+    """The .onnx file open_predictor will run for an export: int8 when the folder has one."""
+    from kdcli.runtime.predictor import ONNX_FILE, ONNX_INT8_FILE
+
+    if path.is_file():
+        return path
+    return path / ONNX_INT8_FILE if (path / ONNX_INT8_FILE).is_file() else path / ONNX_FILE
+
+
+def _labels(ref: ModelRef) -> list[str]:
+    """The model's label names in id order, from config.json; a model without a sequence
+    classification head cannot be evaluated."""
+    from kdcli.files.model_dirs import head_kind
+
+    config = read_config_dict(ref)
+    head = head_kind(config, ref.name)
+    if head != "sequence-classification":
+        raise KdcliError(
+            f"{ref.name} is a {head} model: kdcli eval scores sequence classifiers; fine-tune it "
+            "first (kdcli finetune)"
+        )
+    id2label = config.get("id2label") or {}
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]
+
+
+def _run_model(
+    reference: str,
+    name: str,
+    examples: Examples,
+    config: EvalConfig,
+    options: LoadOptions,
+    progress: ProgressCallback | None,
+) -> ModelRun:
+    """Load one model, predict the whole split once (and time it with --speed), release it."""
+    from kdcli.runtime.predictor import open_predictor
+
+    started = time.perf_counter()
+    task = f"eval {name}"
+    report(progress, task, 0, len(examples))
+    predictor = open_predictor(reference, threads=config.threads, options=options)
+    logits = predictor.logits(
+        examples.texts,
+        batch_size=config.batch_size,
+        max_length=config.max_length,
+        progress=lambda done, total: report(progress, task, done, total),
+    )
+    predicted = [predictor.id2label[int(i)] for i in logits.argmax(axis=-1)]
+    speed = _measure_speed(predictor, examples, config) if config.speed else None
+    return ModelRun(
+        name=name,
+        path=reference,
+        kind=predictor.kind,
+        predictions=predicted,
+        params=int(predictor.num_parameters or 0),
+        size_bytes=predictor.size_bytes,
+        speed=speed,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _measure_speed(predictor: Predictor, examples: Examples, config: EvalConfig) -> Speed:
+    texts = speed_texts(examples, max(LATENCY_TEXTS, SPEED_BATCH))
+    latency = predictor.latency(
+        texts, batch_size=SPEED_BATCH, max_length=config.max_length, single_texts=LATENCY_TEXTS
+    )
+    return Speed(
+        latency_ms=latency.batch1_ms,
+        throughput=latency.texts_per_s,
+        batch_size=latency.batch_size,
+        samples=min(LATENCY_TEXTS, len(texts)),
+        threads=config.threads,
+    )
+
+
+def speed_texts(examples: Examples, count: int) -> list[str]:
+    """Up to `count` texts taken from every language in turn, so timings see each script."""
+    groups = [list(indices) for indices in examples.by_language().values()]
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < count and any(depth < len(g) for g in groups):
+        chosen += [g[depth] for g in groups if depth < len(g)]
+        depth += 1
+    return [examples.texts[i] for i in chosen[:count]]

@@ -1,0 +1,629 @@
+"""`kdcli export`: ONNX (fp32, optionally int8) for CPU serving, verified on real text.
+
+The model is traced with `torch.onnx.export(dynamo=True)` (dynamic batch and sequence axes),
+optionally fused for ONNX Runtime, and optionally quantized to dynamic int8. Then the PyTorch model
+and every exported file run on the same real multilingual sentences (`--verify-data`, or the
+built-in sample) through the same batches: fp32 must match within `atol`, int8 must agree on the
+top-1 label for at least `min_agreement` of them. A failed check still writes the output (marked
+failed in kdcli.json) and raises `CheckFailedError` so it can be inspected.
+
+The output keeps the layout optimum's `ORTModelForSequenceClassification.from_pretrained` reads:
+`model.onnx`, `model_quantized.onnx`, config.json and the tokenizer files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kdcli.core.errors import CheckFailedError, KdcliError, one_line
+from kdcli.core.progress import ProgressCallback, report
+from kdcli.core.results import JsonResult
+from kdcli.core.validation import check_choice, check_positive, parse_csv
+from kdcli.files.model_dirs import (
+    LoadOptions,
+    ModelRef,
+    content_hash,
+    copy_tokenizer_files,
+    read_config_dict,
+    resolve_model,
+    weight_files,
+)
+from kdcli.files.outputs import atomic_output_dir, check_output_dir
+from kdcli.files.provenance import make_record, read_provenance, with_history, write_provenance
+from kdcli.runtime.onnx_graph import FLOAT_TIERS, cpu_int8, require_export_stack
+from kdcli.runtime.predictor import (
+    ONNX_FILE,
+    ONNX_INT8_FILE,
+    Latency,
+    OnnxPredictor,
+    Predictor,
+    TorchPredictor,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+QUANTIZE = ("none", "int8")
+# Families whose classifiers kdcli exports and tests (tests/test_export.py, one per family).
+EXPORT_MODEL_TYPES = {
+    "bert": "bert",
+    "roberta": "roberta",
+    "xlm-roberta": "roberta",
+    "distilbert": "distilbert",
+    "electra": "electra",
+    "deberta-v2": "deberta",
+    "modernbert": "model",
+}
+BUILTIN_SENTENCES = "verify_sentences.jsonl"
+# A language whose text the tokenizer mostly turns into <unk> was never in the model's vocabulary.
+UNSEEN_UNK_RATE = 0.3
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Everything `kdcli export` can be told."""
+
+    source: str
+    out: Path
+    quantize: str = "none"
+    optimize: bool = False
+    verify_data: str | None = None
+    languages: str | Sequence[str] | None = None
+    verify_samples: int = 20
+    atol: float = 1e-4
+    min_agreement: float = 0.99
+    per_channel: bool = True
+    reduce_range: bool | None = None
+    opset: int | None = None
+    max_length: int = 128
+    batch_size: int = 32
+    threads: int | None = None
+    latency: bool = True
+    seed: int = 0
+    overwrite: bool = False
+    revision: str | None = None
+    allow_pickle: bool = False
+
+    def settings(self) -> dict[str, Any]:
+        """What shaped the export, as kdcli.json stores it (not where it went)."""
+        data = asdict(self)
+        del data["out"], data["overwrite"], data["latency"], data["threads"]
+        data["languages"] = parse_csv(self.languages)
+        return data
+
+
+@dataclass(frozen=True)
+class Check:
+    """One exported file against PyTorch on the verification text."""
+
+    file: str
+    kind: str
+    max_abs_diff: float
+    mean_abs_diff: float
+    agreement: float
+    per_language: dict[str, float]  # top-1 agreement per language
+    criterion: str  # "max_abs_diff <= atol" or "agreement >= min_agreement"
+    passed: bool
+
+
+@dataclass(frozen=True)
+class Verification:
+    source: str  # "built-in sentences" or the --verify-data spec
+    texts: int
+    languages: list[str]
+    unseen_languages: list[str]
+    fp32: Check
+    int8: Check | None
+    passed: bool
+
+
+@dataclass(frozen=True)
+class Quantization:
+    per_channel: bool
+    reduce_range: bool
+    reduce_range_reason: str
+    float_tier: str  # which FLOAT_TIERS entry was kept
+    float_nodes: int
+    quantized_nodes: int
+    tiers_tried: dict[str, float]  # tier -> top-1 agreement
+
+
+@dataclass(frozen=True)
+class ExportResult(JsonResult):
+    out: Path
+    source: str
+    model_type: str
+    head: str
+    inputs: list[str]
+    pytorch_bytes: int
+    fp32_bytes: int
+    int8_bytes: int | None
+    fusions: dict[str, int]  # fusions kept in model.onnx (empty: not optimized)
+    quantization: Quantization | None
+    verification: Verification
+    latency: dict[str, Latency]  # "pytorch", "onnx", "onnx-int8"
+    onnxruntime_version: str
+    passed: bool
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VerifyText:
+    texts: list[str]
+    languages: list[str]
+    source: str
+
+
+def export(config: ExportConfig, progress: ProgressCallback | None = None) -> ExportResult:
+    """Export `config.source` to ONNX in `config.out`, verify it, and measure it."""
+    started = time.perf_counter()
+    _check_options(config)
+    require_export_stack()
+    check_output_dir(Path(config.out), config.overwrite)
+    options = LoadOptions(config.revision, config.allow_pickle)
+    ref = resolve_model(config.source, options)
+    model_config = read_config_dict(ref)
+    base_prefix = _check_exportable(model_config, ref.name)
+    text = _verify_text(config)
+    report(progress, "load model", 0, None)
+    torch_model = TorchPredictor(ref.path, threads=config.threads, options=options)
+
+    with atomic_output_dir(Path(config.out), config.overwrite) as tmp:
+        result = _build(config, ref, model_config, base_prefix, torch_model, text, tmp, progress)
+        record = _record(config, ref, result)
+        write_provenance(tmp, with_history(record, read_provenance(ref.path)))
+        _model_card(tmp, result)
+    result = replace(result, out=Path(config.out), seconds=time.perf_counter() - started)
+    if not result.passed:
+        raise CheckFailedError(_failure_message(config, result), result)
+    return result
+
+
+def _check_options(config: ExportConfig) -> None:
+    check_choice("--quantize", config.quantize, QUANTIZE)
+    check_positive("--atol", config.atol, allow_zero=True)
+    if not 0.0 <= config.min_agreement <= 1.0:
+        raise KdcliError(f"--min-agreement {config.min_agreement} must be between 0 and 1")
+    for option, value in (
+        ("--verify-samples", config.verify_samples),
+        ("--batch-size", config.batch_size),
+        ("--threads", config.threads),
+    ):
+        if value is not None and value < 1:
+            raise KdcliError(f"{option} {value} must be at least 1")
+    if config.max_length < 2:
+        raise KdcliError(f"--max-length {config.max_length} must be at least 2")
+    if config.opset is not None and not 17 <= config.opset <= 23:
+        raise KdcliError(f"--opset {config.opset} is unsupported: choose 17 to 23 (or leave it)")
+    if config.languages and not config.verify_data:
+        raise KdcliError("--languages restricts --verify-data: give --verify-data DATA too")
+
+
+def _check_exportable(model_config: dict[str, Any], name: str) -> str:
+    """The base-model attribute of an exportable classifier; a clear error for anything else."""
+    from kdcli.files.model_dirs import head_kind
+
+    model_type = model_config.get("model_type")
+    if model_type not in EXPORT_MODEL_TYPES:
+        raise KdcliError(
+            f"{name}: model type {model_type!r} is not supported for export; kdcli exports "
+            f"{', '.join(sorted(EXPORT_MODEL_TYPES))}"
+        )
+    head = head_kind(model_config, name)
+    if head == "encoder":
+        raise KdcliError(
+            f"{name} has no classification head ({(model_config.get('architectures') or ['?'])[0]}"
+            "): export a fine-tuned sequence- or token-classification model"
+        )
+    return EXPORT_MODEL_TYPES[model_type]
+
+
+def _verify_text(config: ExportConfig) -> VerifyText:
+    if config.verify_data is None:
+        return _builtin_sentences()
+    from kdcli.data.splits import DataConfig, load_split
+
+    examples = load_split(
+        DataConfig(data=config.verify_data, languages=parse_csv(config.languages)), split="test"
+    )
+    keep = _sample_per_language(list(examples.languages), config.verify_samples, config.seed)
+    return VerifyText(
+        [examples.texts[i] for i in keep],
+        [examples.languages[i] for i in keep],
+        config.verify_data,
+    )
+
+
+def _builtin_sentences() -> VerifyText:
+    path = resources.files("kdcli") / "resources" / BUILTIN_SENTENCES
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return VerifyText(
+        [row["text"] for row in rows], [row["language"] for row in rows], "built-in sentences"
+    )
+
+
+def _sample_per_language(languages: list[str], count: int, seed: int) -> list[int]:
+    """At most `count` indices per language, drawn with `seed`, in their original order."""
+    import random
+
+    rng = random.Random(seed)
+    groups: dict[str, list[int]] = {}
+    for index, language in enumerate(languages):
+        groups.setdefault(language, []).append(index)
+    keep: list[int] = []
+    for indices in groups.values():
+        keep.extend(indices if len(indices) <= count else rng.sample(indices, count))
+    return sorted(keep)
+
+
+def _build(
+    config: ExportConfig,
+    ref: ModelRef,
+    model_config: dict[str, Any],
+    base_prefix: str,
+    torch_model: TorchPredictor,
+    text: VerifyText,
+    tmp: Path,
+    progress: ProgressCallback | None,
+) -> ExportResult:
+    import onnxruntime
+
+    from kdcli.runtime.onnx_graph import export_graph
+
+    report(progress, "export ONNX", 0, None)
+    sample = _sample_inputs(torch_model, text.texts, config.max_length)
+    plain = tmp / "model.plain.onnx"
+    export_graph(torch_model.model, sample, plain, config.opset, str(model_config["model_type"]))
+    shutil.copyfile(ref.path / "config.json", tmp / "config.json")
+    copy_tokenizer_files(ref, tmp)
+
+    report(progress, "verify", 0, None)
+    reference = torch_model.logits(text.texts, config.batch_size, config.max_length)
+    fp32, fusions, notes = _fp32(config, plain, tmp, reference, text)
+    traced = plain if plain.exists() else tmp / ONNX_FILE
+    int8, quantization = None, None
+    if config.quantize == "int8":
+        report(progress, "quantize int8", 0, None)
+        int8, quantization = _int8(config, traced, tmp, reference, text, model_config, base_prefix)
+    plain.unlink(missing_ok=True)
+    unseen = _unseen_languages(torch_model, text, read_provenance(ref.path), config.max_length)
+    notes += _unseen_note(unseen)
+    verification = Verification(
+        text.source,
+        len(text.texts),
+        sorted(set(text.languages)),
+        unseen,
+        fp32,
+        int8,
+        fp32.passed and (int8 is None or int8.passed),
+    )
+    latency = _latency(config, torch_model, tmp, text, progress) if config.latency else {}
+    return ExportResult(
+        out=tmp,
+        source=ref.name,
+        model_type=str(model_config["model_type"]),
+        head=torch_model.head,
+        inputs=list(sample),
+        pytorch_bytes=torch_model.size_bytes,
+        fp32_bytes=(tmp / ONNX_FILE).stat().st_size,
+        int8_bytes=(tmp / ONNX_INT8_FILE).stat().st_size if int8 else None,
+        fusions=fusions,
+        quantization=quantization,
+        verification=verification,
+        latency=latency,
+        onnxruntime_version=onnxruntime.__version__,
+        passed=verification.passed,
+        seconds=0.0,
+        notes=notes,
+    )
+
+
+def _sample_inputs(torch_model: TorchPredictor, texts: list[str], max_length: int) -> dict:
+    """A batch of real text to trace with: two or more rows, so no axis is fixed to 1."""
+    import torch
+
+    batch = torch_model.encode((texts * 2)[:4], batch_size=4, max_length=max_length)[0]
+    return {name: torch.from_numpy(batch.inputs[name]) for name in torch_model.input_names}
+
+
+def _fp32(
+    config: ExportConfig,
+    plain: Path,
+    tmp: Path,
+    reference: np.ndarray,
+    text: VerifyText,
+) -> tuple[Check, dict[str, int], list[str]]:
+    """model.onnx: the fused graph when asked for and it keeps parity, else the traced one.
+
+    Without --optimize the traced graph is moved to model.onnx (large models: no second copy).
+    """
+    from kdcli.runtime.onnx_graph import fuse
+
+    target = tmp / ONNX_FILE
+    plain_check = _compare(plain, ONNX_FILE, reference, text, config, "fp32")
+    if not config.optimize:
+        plain.replace(target)
+        return plain_check, {}, []
+    fused = tmp / "model.fused.onnx"
+    try:
+        fusions = fuse(plain, fused)
+    except Exception as err:  # a rewrite the fuser cannot apply: the traced graph still serves
+        plain.replace(target)
+        return (
+            plain_check,
+            {},
+            [f"--optimize: fusing failed ({one_line(err)}); model.onnx is the traced graph"],
+        )
+    fused_check = _compare(fused, ONNX_FILE, reference, text, config, "fp32")
+    if fused_check.passed or not plain_check.passed:
+        fused.replace(target)
+        return fused_check, fusions, []
+    fused.unlink()
+    shutil.copyfile(plain, target)
+    note = (
+        f"--optimize: the fused graph moved logits by {fused_check.max_abs_diff:.2e} "
+        f"(> --atol {config.atol:g}) where the traced graph stays within it; model.onnx is "
+        "the traced graph"
+    )
+    return plain_check, {}, [note]
+
+
+def _int8(
+    config: ExportConfig,
+    plain: Path,
+    tmp: Path,
+    reference: np.ndarray,
+    text: VerifyText,
+    model_config: dict[str, Any],
+    base_prefix: str,
+) -> tuple[Check, Quantization]:
+    """Quantize, keeping more nodes in float only while int8 disagrees with PyTorch."""
+    from kdcli.runtime.onnx_graph import float_nodes, quantize, weight_nodes
+
+    cpu = cpu_int8()
+    reduce_range = cpu.reduce_range if config.reduce_range is None else config.reduce_range
+    reason = cpu.reason if config.reduce_range is None else "set by --reduce-range"
+    nodes = weight_nodes(
+        plain,
+        base_prefix,
+        _intermediate_size(model_config),
+        int(model_config.get("vocab_size", 0)),
+    )
+    target = tmp / ONNX_INT8_FILE
+    tried: dict[str, float] = {}
+    best: tuple[Check, str, list[str]] | None = None
+    for tier in FLOAT_TIERS:
+        keep = float_nodes(nodes, tier)
+        candidate = tmp / f"model.{tier}.onnx"
+        quantize(plain, candidate, keep, config.per_channel, reduce_range)
+        check = _compare(candidate, ONNX_INT8_FILE, reference, text, config, "int8")
+        tried[tier] = check.agreement
+        if best is None or check.agreement > best[0].agreement:
+            candidate.replace(target)
+            best = (check, tier, keep)
+        else:
+            candidate.unlink()
+        if check.passed:
+            break
+    assert best is not None  # FLOAT_TIERS is not empty
+    check, tier, keep = best
+    # ONNX Runtime has no integer Gemm: the nodes it leaves in float count as float here.
+    quantized = sum(1 for n in nodes if n.name not in keep and n.op_type != "Gemm")
+    quantization = Quantization(
+        config.per_channel, reduce_range, reason, tier, len(nodes) - quantized, quantized, tried
+    )
+    return check, quantization
+
+
+def _intermediate_size(model_config: dict[str, Any]) -> int:
+    for key in ("intermediate_size", "hidden_dim"):  # DistilBERT calls it hidden_dim
+        if key in model_config:
+            return int(model_config[key])
+    return 0
+
+
+def _compare(
+    onnx_file: Path,
+    name: str,
+    reference: np.ndarray,
+    text: VerifyText,
+    config: ExportConfig,
+    precision: str,
+) -> Check:
+    import numpy as np
+
+    predictor = OnnxPredictor(onnx_file, threads=config.threads)
+    logits = predictor.logits(text.texts, config.batch_size, config.max_length)
+    diff = np.abs(logits - reference)
+    agree = np.argmax(np.nan_to_num(logits, nan=-np.inf), -1) == np.argmax(
+        np.nan_to_num(reference, nan=-np.inf), -1
+    )
+    valid = ~np.isnan(reference).any(-1)  # token classification: real tokens only
+    if agree.ndim == 1:
+        per_text = [float(a) for a in agree]
+    else:
+        per_text = [float(agree[i][valid[i]].mean()) for i in range(len(agree))]
+    agreement = float(agree[valid].mean())
+    per_language = _per_language(per_text, text.languages)
+    max_diff = float(np.nanmax(diff))
+    if precision == "fp32":
+        criterion, passed = "max_abs_diff <= atol", bool(max_diff <= config.atol)
+    else:
+        criterion = "agreement >= min_agreement"
+        passed = agreement >= config.min_agreement
+    return Check(
+        name,
+        "onnx" if precision == "fp32" else "onnx-int8",
+        max_diff,
+        float(np.nanmean(diff)),
+        agreement,
+        per_language,
+        criterion,
+        passed,
+    )
+
+
+def _per_language(per_text: list[float], languages: list[str]) -> dict[str, float]:
+    sums: dict[str, list[float]] = {}
+    for value, language in zip(per_text, languages, strict=True):
+        sums.setdefault(language, []).append(value)
+    return {lang: sum(v) / len(v) for lang, v in sorted(sums.items())}
+
+
+def _unseen_languages(
+    torch_model: TorchPredictor,
+    text: VerifyText,
+    record: dict[str, Any] | None,
+    max_length: int,
+) -> list[str]:
+    """Languages outside the model's training data (kdcli.json) or its vocabulary (<unk> text)."""
+    trained = _trained_languages(record)
+    unseen = {lang for lang in text.languages if trained is not None and lang not in trained}
+    tokenizer = torch_model.tokenizer
+    unk = tokenizer.unk_token_id
+    if unk is not None:
+        encoded = tokenizer(
+            text.texts, add_special_tokens=False, truncation=True, max_length=max_length
+        )["input_ids"]
+        totals: dict[str, list[int]] = {}
+        for ids, language in zip(encoded, text.languages, strict=True):
+            counts = totals.setdefault(language, [0, 0])
+            counts[0] += sum(1 for i in ids if i == unk)
+            counts[1] += len(ids)
+        unseen |= {lang for lang, (unks, n) in totals.items() if n and unks / n > UNSEEN_UNK_RATE}
+    return sorted(unseen)
+
+
+def _unseen_note(unseen: list[str]) -> list[str]:
+    if not unseen:
+        return []
+    return [
+        f"the verification text includes {len(unseen)} language(s) this model has not seen "
+        f"({', '.join(unseen)}): they are verified all the same, but agreement there says "
+        "nothing about accuracy"
+    ]
+
+
+def _trained_languages(record: dict[str, Any] | None) -> set[str] | None:
+    """The languages of the newest training stage in the model's lineage, if kdcli made it."""
+    if record is None:
+        return None
+    for entry in [record, *record.get("history", [])]:
+        data = entry.get("data")
+        if isinstance(data, dict) and data.get("train_languages"):
+            return set(data["train_languages"])
+    return None
+
+
+def _latency(
+    config: ExportConfig,
+    torch_model: TorchPredictor,
+    tmp: Path,
+    text: VerifyText,
+    progress: ProgressCallback | None,
+) -> dict[str, Latency]:
+    """Batch 1 and batch 32 on the verification text, PyTorch and every exported file."""
+    report(progress, "measure latency", 0, None)
+    predictors: list[tuple[str, Predictor]] = [
+        ("pytorch", torch_model),
+        ("onnx", OnnxPredictor(tmp / ONNX_FILE, config.threads)),
+    ]
+    if (tmp / ONNX_INT8_FILE).is_file():
+        predictors.append(("onnx-int8", OnnxPredictor(tmp / ONNX_INT8_FILE, config.threads)))
+    return {
+        kind: predictor.latency(text.texts, batch_size=32, max_length=config.max_length)
+        for kind, predictor in predictors
+    }
+
+
+def _record(config: ExportConfig, ref: ModelRef, result: ExportResult) -> dict[str, Any]:
+    files = weight_files(ref, config.allow_pickle)
+    verification = asdict(result.verification)
+    return make_record(
+        "export",
+        config.settings(),
+        source={**ref.describe(), "sha256": content_hash(files)},
+        model_type=result.model_type,
+        head=result.head,
+        files={ONNX_FILE: result.fp32_bytes}
+        | ({ONNX_INT8_FILE: result.int8_bytes} if result.int8_bytes else {}),
+        inputs=result.inputs,
+        exporter="torch.onnx.export(dynamo=True)",
+        fusions=result.fusions,
+        quantization=asdict(result.quantization) if result.quantization else None,
+        verification=verification,
+        onnxruntime_version=result.onnxruntime_version,
+        passed=result.passed,
+        notes=result.notes,
+    )
+
+
+def _failure_message(config: ExportConfig, result: ExportResult) -> str:
+    verification = result.verification
+    parts = []
+    if not verification.fp32.passed:
+        parts.append(
+            f"fp32 max |Δlogit| {verification.fp32.max_abs_diff:.3g} > --atol {config.atol:g}"
+        )
+    if verification.int8 is not None and not verification.int8.passed:
+        parts.append(
+            f"int8 top-1 agreement {verification.int8.agreement:.2%} < --min-agreement "
+            f"{config.min_agreement:.2%}"
+        )
+    return (
+        f"export verification failed: {'; '.join(parts)} on {verification.texts} texts. "
+        f"{result.out} was written and marked failed in kdcli.json"
+    )
+
+
+def _model_card(out_dir: Path, result: ExportResult) -> None:
+    """How to serve the export with onnxruntime, and what verification found."""
+    from kdcli.core.formatting import size_text
+    from kdcli.files.model_card import ONNX_USAGE, write_model_card
+    from kdcli.runtime.predictor import ONNX_FILE, ONNX_INT8_FILE
+
+    served = ONNX_INT8_FILE if result.int8_bytes else ONNX_FILE
+    checks = [result.verification.fp32, result.verification.int8]
+    facts: list[tuple[str, object]] = [("source", f"`{result.source}`")]
+    facts += [(f"`{ONNX_FILE}` (fp32)", size_text(result.fp32_bytes))]
+    if result.int8_bytes:
+        facts += [(f"`{ONNX_INT8_FILE}` (dynamic int8)", size_text(result.int8_bytes))]
+    facts += [
+        (
+            f"verified: `{check.file}`",
+            f"max abs Δlogit {check.max_abs_diff:.2g}, top-1 agreement {check.agreement:.1%} "
+            f"({'passed' if check.passed else 'FAILED'})",
+        )
+        for check in checks
+        if check is not None
+    ]
+    facts += [
+        (
+            "verification text",
+            f"{result.verification.source}, "
+            f"{result.verification.texts} texts, {len(result.verification.languages)} languages",
+        )
+    ]
+    summary = (
+        f"An ONNX export of `{result.source}` made by `kdcli export`, checked against the PyTorch "
+        "model on real multilingual text. It loads with onnxruntime directly (below), with "
+        "optimum's `ORTModelForSequenceClassification`, and with `kdcli eval`."
+    )
+    usage = [line.replace(ONNX_INT8_FILE, served) for line in ONNX_USAGE]
+    write_model_card(
+        out_dir,
+        f"kdcli ONNX export of {result.source}",
+        summary,
+        facts,
+        result.source,
+        usage=usage,
+        library="onnx",
+    )

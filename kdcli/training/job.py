@@ -1,0 +1,349 @@
+"""What `finetune` and `distill` share around the training loop: the data splits, the classifier
+to train (a head sized from label *names*), the run's identity for --resume, and the finished
+output directory (model, tokenizer, kdcli.json, model card, metrics, resolved config).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kdcli.core.errors import KdcliError
+from kdcli.core.progress import ProgressCallback
+from kdcli.data.batching import Encoded, encode
+from kdcli.data.splits import DataConfig, Examples, label_ids, load_split
+from kdcli.files.model_card import write_model_card
+from kdcli.files.model_dirs import (
+    LoadOptions,
+    ModelRef,
+    copy_tokenizer_files,
+    head_kind,
+    load_classifier,
+    read_config_dict,
+)
+from kdcli.files.outputs import atomic_output_dir, check_output_dir
+from kdcli.files.provenance import read_provenance, with_history, write_provenance
+from kdcli.training.checkpoints import CheckpointArea
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from transformers import PreTrainedModel
+
+    from kdcli.training.loop import EvalSet, TrainConfig, TrainOutcome, TrainTask
+
+LOG = logging.getLogger(__name__)
+CONFIG_FILE = "kdcli-config.yaml"
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """How a training run went: sizes, steps, the best dev evaluation, speed."""
+
+    train_examples: int
+    dev_examples: int
+    languages: list[str]
+    labels: int
+    steps: int
+    total_steps: int
+    epochs: int
+    best_epoch: int
+    stopped_early: bool
+    resumed_from: int | None
+    dev_accuracy: float
+    dev_loss: float
+    dev_per_language: dict[str, float]
+    evaluations: list[dict[str, Any]]
+    seconds: float
+    samples_per_s: float
+    epoch_seconds: list[float] = field(default_factory=list)
+
+
+def as_data_config(data: DataConfig | str, seed: int) -> DataConfig:
+    """The Python API accepts `data="massive"` as well as a full DataConfig."""
+    return data if isinstance(data, DataConfig) else DataConfig(str(data), seed=seed)
+
+
+def data_options(data: DataConfig) -> dict[str, Any]:
+    """The data settings under their CLI option names (for kdcli-config.yaml and kdcli.json)."""
+    settings = data.settings()
+    settings["data_revision"] = settings.pop("revision")
+    del settings["seed"]  # one --seed drives sampling and training
+    return settings
+
+
+def check_start(out: Path, overwrite: bool, resume: bool) -> CheckpointArea:
+    """Before any work: the output can be written and the checkpoint area fits --resume."""
+    check_output_dir(Path(out), overwrite)
+    area = CheckpointArea(Path(out))
+    area.check_start(resume, overwrite)
+    return area
+
+
+def load_splits(data: DataConfig) -> tuple[Examples, Examples]:
+    """The train split (language/sample selection applied) and the dev split."""
+    return load_split(data, "train"), load_split(data, "dev")
+
+
+def data_labels(train: Examples, dev: Examples) -> list[str]:
+    """Label names of the data, sorted: a head made from them has the same ids for every source."""
+    return sorted(set(train.labels) | set(dev.labels))
+
+
+def model_labels(config: dict[str, Any]) -> list[str]:
+    """A classifier's label names in id order, from its config.json."""
+    id2label = config.get("id2label") or {}
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]
+
+
+def check_same_labels(teacher: list[str], student: list[str], t_name: str, s_name: str) -> None:
+    """Distillation compares logits label by label: both heads must know the same names."""
+    only_teacher = sorted(set(teacher) - set(student))
+    only_student = sorted(set(student) - set(teacher))
+    if only_teacher or only_student:
+        parts = []
+        if only_teacher:
+            parts.append(f"only the teacher has {_names(only_teacher)}")
+        if only_student:
+            parts.append(f"only the student has {_names(only_student)}")
+        raise KdcliError(
+            f"the labels of teacher {t_name} and student {s_name} differ ({'; '.join(parts)}): "
+            "use a student made from this teacher (kdcli shrink) or a bare encoder"
+        )
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:8]) + (f" (+{len(names) - 8} more)" if len(names) > 8 else "")
+
+
+def load_classifier_for(
+    ref: ModelRef, options: LoadOptions, labels: list[str], seed: int
+) -> tuple[PreTrainedModel, str | None]:
+    """`ref` as a sequence classifier for `labels` (by name), and a note when a head was replaced.
+
+    A classifier that already knows exactly these labels keeps its head (and its label order);
+    a bare encoder gets a new head; a classifier for other labels gets its head re-initialised,
+    even when the label count happens to match, so no stale head weights survive.
+    """
+    import torch
+
+    config = read_config_dict(ref)
+    kind = head_kind(config, ref.name)
+    if kind == "token-classification":
+        raise KdcliError(
+            f"{ref.name} is a token-classification model: kdcli trains sequence classifiers; "
+            "start from its encoder or a sequence-classification model"
+        )
+    torch.manual_seed(seed)  # the new head's initial weights
+    with quiet_transformers():
+        if kind == "sequence-classification" and set(model_labels(config)) == set(labels):
+            return load_classifier(ref, options), None
+        model = load_classifier(
+            ref,
+            options,
+            id2label=dict(enumerate(labels)),
+            label2id={name: i for i, name in enumerate(labels)},
+            ignore_mismatched_sizes=True,
+        )
+    if kind == "encoder":
+        return model, None
+    _reset_head(model, seed)
+    old = model_labels(config)
+    return model, (
+        f"{ref.name}'s classification head (labels {_names(old)}) was replaced by a new head "
+        f"for the {len(labels)} labels of the data"
+    )
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load reports and progress bars: kdcli reports what matters
+    (a new head, a replaced head) itself, and the CLI draws its own progress."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _reset_head(model: PreTrainedModel, seed: int) -> None:
+    """Re-initialise every module outside the base encoder (the task head)."""
+    import torch
+
+    torch.manual_seed(seed)
+    for name, child in model.named_children():
+        if name != model.base_model_prefix:
+            for module in child.modules():
+                if isinstance(module, torch.nn.Linear):
+                    std = float(getattr(model.config, "initializer_range", 0.02))
+                    torch.nn.init.normal_(module.weight, std=std)
+                    if module.bias is not None:
+                        torch.nn.init.zeros_(module.bias)
+
+
+def encode_examples(tokenizer: Any, examples: Examples, max_length: int) -> Encoded:
+    return encode(tokenizer, examples.texts, max_length)
+
+
+def eval_set(encoded: Encoded, examples: Examples, label2id: dict[str, int], model: str) -> EvalSet:
+    from kdcli.training.loop import EvalSet
+
+    return EvalSet(encoded, label_ids(examples, label2id, model), list(examples.languages))
+
+
+def check_resume(area: CheckpointArea, identity: dict[str, Any], resume: bool) -> None:
+    if resume:
+        area.check_identity(identity)
+
+
+def run_fit(
+    task: TrainTask,
+    config: TrainConfig,
+    area: CheckpointArea,
+    identity: dict[str, Any],
+    resume: bool,
+    accelerator: Accelerator,
+    progress: ProgressCallback | None,
+) -> TrainOutcome:
+    """Start the checkpoint area and train; a run that fails before its first checkpoint
+    leaves nothing behind (there is nothing to resume)."""
+    from kdcli.training.loop import fit
+
+    if accelerator.is_main_process:
+        area.start(identity, resume)
+    accelerator.wait_for_everyone()
+    try:
+        return fit(task, config, area, accelerator, resume, progress)
+    except BaseException:
+        if accelerator.is_main_process and not area.has_checkpoint():
+            area.remove()
+        raise
+
+
+def summarize(
+    outcome: TrainOutcome, train: Examples, dev: Examples, labels: int, seconds: float
+) -> TrainSummary:
+    best = outcome.best
+    return TrainSummary(
+        train_examples=len(train),
+        dev_examples=len(dev),
+        languages=sorted(set(train.languages) | set(dev.languages)),
+        labels=labels,
+        steps=outcome.state.step,
+        total_steps=outcome.total_steps,
+        epochs=len(outcome.state.history),
+        best_epoch=int(best["epoch"]),
+        stopped_early=outcome.state.stopped_early,
+        resumed_from=outcome.resumed_from,
+        dev_accuracy=float(best["accuracy"]),
+        dev_loss=float(best["loss"]),
+        dev_per_language={k: v["accuracy"] for k, v in best["per_language"].items()},
+        evaluations=list(outcome.state.history),
+        seconds=seconds,
+        samples_per_s=outcome.samples_per_s(),
+        epoch_seconds=[t.train_seconds for t in outcome.timings],
+    )
+
+
+def training_record(
+    outcome: TrainOutcome, train: Examples, dev: Examples, processes: int
+) -> dict[str, Any]:
+    """The kdcli.json fields every training stage writes (no timings: outputs stay identical)."""
+    best = outcome.best
+    return {
+        "data": {
+            "source": train.source,
+            "languages": sorted(set(train.languages) | set(dev.languages)),
+            "train_languages": train.language_names(),
+            "train_examples": len(train),
+            "dev_examples": len(dev),
+            "train_fingerprint": train.fingerprint(),
+            "dev_fingerprint": dev.fingerprint(),
+        },
+        "training": {
+            "steps": outcome.state.step,
+            "epochs": len(outcome.state.history),
+            "best_epoch": best["epoch"],
+            "stopped_early": outcome.state.stopped_early,
+            "processes": processes,
+        },
+        "metrics": {"dev": {k: best[k] for k in ("accuracy", "loss", "examples", "per_language")}},
+        "evaluations": [
+            {k: h[k] for k in ("epoch", "step", "accuracy", "loss")} for h in outcome.state.history
+        ],
+    }
+
+
+@dataclass
+class FinishedModel:
+    """Everything that goes into the output directory of a training stage."""
+
+    classifier: PreTrainedModel
+    weights: dict[str, Any]
+    tokenizer_ref: ModelRef
+    tokenizer: Any
+    record: dict[str, Any]
+    parent: Path  # whose kdcli.json history the output continues
+    card_title: str
+    card_summary: str
+    card_facts: Sequence[tuple[str, object]]
+    card_source: str | None
+    options: dict[str, Any]
+    command: str
+
+
+def write_output(
+    model: FinishedModel,
+    out: Path,
+    overwrite: bool,
+    area: CheckpointArea,
+    accelerator: Accelerator,
+) -> None:
+    """The main process builds the output atomically, then drops the checkpoint area."""
+    if accelerator.is_main_process:
+        with atomic_output_dir(Path(out), overwrite) as tmp:
+            classifier = model.classifier
+            classifier.load_state_dict(model.weights)
+            with quiet_transformers():
+                classifier.save_pretrained(tmp)
+            if not copy_tokenizer_files(model.tokenizer_ref, tmp):
+                model.tokenizer.save_pretrained(tmp)
+            write_provenance(tmp, with_history(model.record, read_provenance(model.parent)))
+            write_model_card(
+                tmp, model.card_title, model.card_summary, model.card_facts, model.card_source
+            )
+            area.copy_logs(tmp)
+            _write_options(tmp, model.options, model.command)
+        area.remove()
+    accelerator.wait_for_everyone()
+
+
+def _write_options(out_dir: Path, options: dict[str, Any], command: str) -> None:
+    """The resolved options, as a --config file that reruns the same training."""
+    import yaml
+
+    clean = {k.replace("_", "-"): _plain(v) for k, v in options.items()}
+    header = (
+        f"# The resolved options of this run. Rerun it with:\n"
+        f"#   kdcli {command} --config {CONFIG_FILE} --out NEW_DIR\n"
+    )
+    body = yaml.safe_dump(clean, sort_keys=False, allow_unicode=True)
+    (out_dir / CONFIG_FILE).write_text(header + body, encoding="utf-8")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value

@@ -1,0 +1,126 @@
+"""What the training loop minimises for a classifier: cross-entropy on the gold labels, plus,
+when there is a teacher, logit distillation and an optional hidden-state loss.
+
+Fine-tuning is this objective without a teacher; `kdcli finetune` and `kdcli distill` build the
+same kind of `TrainTask` here and hand it to the one loop in `kdcli.training.loop`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from kdcli.data.batching import Encoded, collate
+from kdcli.training import losses
+from kdcli.training.loop import EvalSet, TrainTask
+from kdcli.training.teacher_cache import TeacherOutputs
+
+
+@dataclass(frozen=True)
+class KdSettings:
+    """How the distillation terms are weighted (resolved: no None left)."""
+
+    kd_loss: str = "mse"
+    alpha: float = 0.5
+    temperature: float = 1.0
+    hidden_weight: float = 0.0
+
+
+class StudentWithProjection(torch.nn.Module):
+    """The student classifier plus what only training needs: its hidden states for the
+    hidden-state loss, projected to the teacher's width by a learned linear map (TinyBERT's W_h)
+    when the widths differ. Only `classifier` is saved at the end."""
+
+    def __init__(
+        self, classifier: torch.nn.Module, student_layers: Sequence[int], teacher_width: int
+    ) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.student_layers = list(student_layers)
+        width = int(classifier.config.hidden_size)
+        self.projection = (
+            torch.nn.Linear(width, teacher_width) if width != teacher_width else torch.nn.Identity()
+        )
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        out = self.classifier(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+        )
+        # hidden_states[0] is the embedding output; layer i's output is hidden_states[i + 1]
+        hidden = [self.projection(out.hidden_states[i + 1]) for i in self.student_layers]
+        return out.logits, hidden
+
+
+def classification_task(
+    classifier: torch.nn.Module,
+    train: Encoded,
+    train_labels: Sequence[int],
+    dev: EvalSet,
+    teacher: TeacherOutputs | None = None,
+    teacher_order: Sequence[int] | None = None,
+    kd: KdSettings | None = None,
+    layer_pairs: Sequence[tuple[int, int]] = (),
+) -> TrainTask:
+    """The loop's task: cross-entropy, and distillation from `teacher` when one is given.
+
+    `teacher_order[j]` is the teacher's logit column for the student's label j (labels are
+    matched by name, so the two heads may order them differently); `layer_pairs` lists
+    (student layer, teacher layer) for the hidden-state loss.
+    """
+    kd = kd or KdSettings()
+    use_hidden = teacher is not None and kd.hidden_weight > 0 and bool(layer_pairs)
+    module: torch.nn.Module = classifier
+    if use_hidden:
+        assert teacher is not None
+        teacher_width = next(iter(teacher.hidden.values())).shape[-1]
+        module = StudentWithProjection(classifier, [s for s, _ in layer_pairs], teacher_width)
+    labels = torch.tensor(list(train_labels), dtype=torch.long)
+    order = torch.tensor(list(teacher_order), dtype=torch.long) if teacher_order else None
+    teacher_layers = [t for _, t in layer_pairs] if use_hidden else []
+
+    def make_batch(indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        batch = collate(train, indices)
+        index = torch.tensor(list(indices), dtype=torch.long)
+        batch["labels"] = labels[index]
+        if teacher is not None:
+            logits = teacher.logits[index]
+            batch["teacher_logits"] = logits[:, order] if order is not None else logits
+            width = batch["input_ids"].shape[1]
+            for position, layer in enumerate(teacher_layers):
+                batch[f"teacher_hidden_{position}"] = teacher.hidden_batch(layer, indices, width)
+        return batch
+
+    def loss(
+        model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        if use_hidden:
+            logits, hidden = model(batch["input_ids"], batch["attention_mask"])
+        else:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            logits, hidden = logits.logits, []
+        ce = losses.cross_entropy(logits, batch["labels"])
+        parts: dict[str, Any] = {"ce": ce.detach()}
+        kd_term = hidden_term = None
+        if teacher is not None:
+            kd_term = losses.kd_loss(kd.kd_loss, logits, batch["teacher_logits"], kd.temperature)
+            parts["kd"] = kd_term.detach()
+        if use_hidden:
+            targets = [batch[f"teacher_hidden_{i}"] for i in range(len(teacher_layers))]
+            hidden_term = losses.hidden_mse(hidden, targets, batch["attention_mask"])
+            parts["hidden"] = hidden_term.detach()
+        total = losses.combine(kd_term, ce, kd.alpha, hidden_term, kd.hidden_weight)
+        return total, parts
+
+    return TrainTask(
+        module=module,
+        classifier=classifier,
+        train_lengths=train.lengths(),
+        make_batch=make_batch,
+        loss=loss,
+        dev=dev,
+    )

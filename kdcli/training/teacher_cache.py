@@ -1,0 +1,198 @@
+"""The teacher-output cache: the teacher's logits (and the hidden states the hidden-state loss
+needs) for the whole training set, computed once and reused across epochs and across runs.
+
+The teacher runs in eval mode (no dropout) and never trains, so its outputs for an example do not
+change between epochs: recomputing them every step, as a plain distillation loop does, is wasted
+work. The cache is keyed by what determines the outputs exactly: the teacher's weights and config
+(content hashes), the token ids it reads (so the data, the tokenizer and --max-length are all in
+the key), the layers kept and the precision. Files live under `--cache-dir` (default
+`$KDCLI_CACHE`, else `~/.cache/kdcli`) as `teacher-outputs/<key>.safetensors`: logits in float32;
+hidden states of real tokens only, in float16 to halve their size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kdcli.core.errors import KdcliError
+from kdcli.core.progress import ProgressCallback, report
+from kdcli.data.batching import Encoded, collate, sorted_batches
+
+LOG = logging.getLogger(__name__)
+CACHE_VERSION = 1
+CACHE_ENV = "KDCLI_CACHE"
+HIDDEN_DTYPE = torch.float16
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "kdcli")
+
+
+@dataclass
+class TeacherOutputs:
+    """Teacher logits [examples, labels] and, per teacher layer, the hidden states of every
+    real token of every example, concatenated ([tokens, width]; example i is rows
+    offsets[i]:offsets[i + 1])."""
+
+    logits: torch.Tensor
+    hidden: dict[int, torch.Tensor]
+    offsets: torch.Tensor | None
+
+    def hidden_batch(self, layer: int, indices: Sequence[int], width: int) -> torch.Tensor:
+        """[batch, width, hidden] for `indices`, zero-padded to `width` tokens, as float32."""
+        states = self.hidden[layer]
+        assert self.offsets is not None
+        out = torch.zeros((len(indices), width, states.shape[-1]), dtype=torch.float32)
+        for row, index in enumerate(indices):
+            start, end = int(self.offsets[index]), int(self.offsets[index + 1])
+            out[row, : end - start] = states[start:end].float()
+        return out
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Everything that determines the teacher's outputs."""
+
+    teacher_sha256: str
+    teacher_config_sha256: str
+    input_ids_sha256: str
+    layers: tuple[int, ...]
+    bf16: bool
+
+    def digest(self) -> str:
+        text = json.dumps({"version": CACHE_VERSION, **self.__dict__}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def ids_hash(encoded: Encoded) -> str:
+    """sha256 of the token ids, example by example (lengths included, so rows cannot merge)."""
+    digest = hashlib.sha256()
+    for row in encoded.input_ids:
+        digest.update(len(row).to_bytes(4, "little"))
+        digest.update(array("q", row).tobytes())
+    return digest.hexdigest()
+
+
+def cache_path(cache_dir: Path, key: CacheKey) -> Path:
+    return Path(cache_dir) / "teacher-outputs" / f"{key.digest()}.safetensors"
+
+
+def check_cache_dir(cache_dir: Path) -> None:
+    """Fail early when the cache folder could not be created or written (creates nothing)."""
+    existing = _existing(cache_dir)
+    if not existing.is_dir():
+        raise KdcliError(
+            f"--cache-dir {cache_dir} cannot be created ({existing} is a file): choose a "
+            f"folder with --cache-dir or {CACHE_ENV}"
+        )
+    if not os.access(existing, os.W_OK):
+        raise KdcliError(
+            f"--cache-dir {cache_dir} is not writable ({existing}): choose another folder with "
+            f"--cache-dir or {CACHE_ENV}"
+        )
+
+
+def _existing(path: Path) -> Path:
+    """`path`, or its nearest ancestor that exists."""
+    existing = Path(path).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    return existing
+
+
+def load(path: Path) -> TeacherOutputs | None:
+    """The cached outputs, or None when there are none (or the file is unreadable)."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        return None
+    try:
+        tensors = load_file(path)
+    except Exception as err:  # a damaged file is recomputed, never trusted
+        LOG.warning("ignoring unreadable teacher cache %s: %s", path, err)
+        return None
+    hidden = {
+        int(name.split(".", 1)[1]): t for name, t in tensors.items() if name.startswith("hidden.")
+    }
+    return TeacherOutputs(tensors["logits"], hidden, tensors.get("offsets"))
+
+
+def compute(
+    teacher: torch.nn.Module,
+    encoded: Encoded,
+    layers: Sequence[int],
+    batch_size: int,
+    device: torch.device,
+    bf16: bool,
+    progress: ProgressCallback | None = None,
+) -> TeacherOutputs:
+    """Run the teacher (eval mode, no gradients) over length-sorted batches of `encoded`."""
+    lengths = encoded.lengths()
+    offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.long), 0)
+    num_labels = int(teacher.config.num_labels)
+    width = int(teacher.config.hidden_size)
+    logits = torch.empty((len(lengths), num_labels), dtype=torch.float32)
+    hidden = {layer: torch.empty((int(offsets[-1]), width), dtype=HIDDEN_DTYPE) for layer in layers}
+    teacher.eval()
+    batches = sorted_batches(lengths, batch_size)
+    with torch.no_grad():
+        for done, indices in enumerate(batches, start=1):
+            batch = {k: v.to(device) for k, v in collate(encoded, indices).items()}
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+                out = teacher(**batch, output_hidden_states=bool(layers))
+            logits[indices] = out.logits.float().cpu()
+            for layer in layers:
+                states = out.hidden_states[layer + 1].to("cpu", HIDDEN_DTYPE)
+                for row, index in enumerate(indices):
+                    start, end = int(offsets[index]), int(offsets[index + 1])
+                    hidden[layer][start:end] = states[row, : end - start]
+            report(progress, "teacher outputs", done, len(batches))
+    return TeacherOutputs(logits, hidden, offsets if layers else None)
+
+
+def save(outputs: TeacherOutputs, path: Path, key: CacheKey) -> None:
+    """Write atomically, so a concurrent or killed run never reads half a file."""
+    from safetensors.torch import save_file
+
+    tensors = {"logits": outputs.logits.contiguous()}
+    for layer, states in outputs.hidden.items():
+        tensors[f"hidden.{layer}"] = states.contiguous()
+    if outputs.offsets is not None:
+        tensors["offsets"] = outputs.offsets.contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    metadata = {"kdcli_cache_version": str(CACHE_VERSION), "key": json.dumps(key.__dict__)}
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_space(cache_dir: Path, examples: int, labels: int, tokens: int, widths: int) -> None:
+    """Refuse early when the cache cannot fit on the disk (hidden states can be large)."""
+    needed = examples * labels * 4 + tokens * widths * 2 + (examples + 1) * 8
+    free = shutil.disk_usage(_existing(cache_dir)).free
+    if needed > free:
+        raise KdcliError(
+            f"--cache-dir {cache_dir}: the teacher outputs need {needed / 1e9:.1f} GB but only "
+            f"{free / 1e9:.1f} GB are free; choose another --cache-dir, or lower "
+            "--max-length or the data size (hidden states are the large part)"
+        )
+
+
+def describe(key: CacheKey) -> dict[str, Any]:
+    return {"key": key.digest(), **key.__dict__, "layers": list(key.layers)}
