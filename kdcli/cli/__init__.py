@@ -1,5 +1,16 @@
-"""The `kdcli` command line (`app.py`); `python -m kdcli.cli` runs it too (`__main__.py`)."""
+"""The `kdcli` command line: Typer wiring only, over the library in `kdcli.steps`.
 
-from kdcli.cli.app import app, main
+Each command turns its options into one config object, calls one library function, and renders the
+result it returns; each lives in its own module and registers itself on `app` when imported here.
+Heavy libraries are imported inside the commands so `kdcli --help` stays fast. `main` is the
+console script; `python -m kdcli.cli` (`__main__.py`) runs it under torchrun / accelerate launch.
+"""
+
+from kdcli.cli import distill, evaluate, export, finetune, shrink  # noqa: F401  (registers them)
+from kdcli.cli.app import app
 
 __all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()
