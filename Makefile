@@ -29,13 +29,15 @@ demo: install
 test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 test-slow: install-dev
 	$(BIN)/python -m pytest -m slow
 
+# lint-imports: the package's layers (pyproject.toml, [tool.importlinter]; docs/design.md).
 lint:
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 format:
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
@@ -49,4 +51,4 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_export.py
 
 clean:
-	rm -rf demo-out .pytest_cache .ruff_cache
+	rm -rf demo-out .pytest_cache .ruff_cache .import_linter_cache
