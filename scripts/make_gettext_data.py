@@ -228,14 +228,15 @@ def write(out: Path, rows: dict[str, list[dict[str, str]]], locale_dir: Path) ->
             counts[(code, json.loads(line)["partition"])] += 1
     fingerprint = digest.hexdigest()[:16]
     table = "\n".join(
-        f"| {code} | {counts[(code, 'train')]} | {counts[(code, 'dev')]} | {counts[(code, 'test')]} |"
+        f"| {code} | " + " | ".join(str(counts[(code, split)]) for split, _ in SPLITS) + " |"
         for code in sorted(rows)
     )
     versions = "\n".join(f"- `{p}`: {v}" for p, v in package_versions().items())
     totals = {s: sum(n for (_, split), n in counts.items() if split == s) for s, _ in SPLITS}
     (out / "README.md").write_text(
         f"# gettext-topics: which program does this message come from?\n\n"
-        f"Built by `scripts/make_gettext_data.py` from `{locale_dir}`. Fingerprint `{fingerprint}`.\n"
+        f"Built by `scripts/make_gettext_data.py` from `{locale_dir}`. "
+        f"Fingerprint `{fingerprint}`.\n"
         f"{len(rows)} locales, {len(PACKAGES)} labels; {totals['train']} train, "
         f"{totals['dev']} dev, {totals['test']} test utterances.\n\n"
         f"| locale | train | dev | test |\n|---|---|---|---|\n{table}\n\n"
