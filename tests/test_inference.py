@@ -16,7 +16,6 @@ from kdcli.core.errors import KdcliError
 from kdcli.runtime.predictor import (
     ONNX_FILE,
     ONNX_INT8_FILE,
-    encode_batches,
     import_onnxruntime,
     onnx_parameters,
     onnx_size,
@@ -67,8 +66,9 @@ def test_pytorch_predictor_matches_transformers_text_by_text_in_the_callers_orde
 
 
 def test_batches_are_sorted_by_length_and_padded_only_to_their_own_longest(make_teacher):
-    tokenizer = transformers.AutoTokenizer.from_pretrained(make_teacher("bert"))
-    batches = encode_batches(tokenizer, TEXTS, ("input_ids", "attention_mask"), batch_size=2)
+    predictor = open_predictor(make_teacher("bert"))
+    tokenizer = predictor.tokenizer
+    batches = predictor.encode(TEXTS, batch_size=2)
     lengths = [len(tokenizer(t)["input_ids"]) for t in TEXTS]
     assert sorted(i for b in batches for i in b.index) == list(range(len(TEXTS)))
     order = [i for b in batches for i in b.index]
@@ -79,12 +79,17 @@ def test_batches_are_sorted_by_length_and_padded_only_to_their_own_longest(make_
         assert batch.inputs["attention_mask"].sum(1).tolist() == [lengths[i] for i in batch.index]
 
 
-def test_left_padding_tokenizers_are_padded_on_the_left(make_teacher):
-    tokenizer = transformers.AutoTokenizer.from_pretrained(make_teacher("bert"))
-    tokenizer.padding_side = "left"
-    batch = encode_batches(tokenizer, ["a", "play some jazz music"], ("input_ids",), 2)[0]
-    assert batch.inputs["input_ids"][1, 0] == tokenizer.pad_token_id
-    assert batch.inputs["input_ids"][1, -1] == tokenizer.sep_token_id
+def test_left_padding_tokenizers_still_get_each_texts_own_logits(make_teacher):
+    # BERT numbers positions from the first token: left padding would shift a short text's
+    # positions and change its logits with the batch it is in, so kdcli always pads right
+    teacher = make_teacher("bert")
+    predictor = open_predictor(teacher)
+    predictor.tokenizer.padding_side = "left"
+    batch = predictor.encode(["a", "play some jazz music"], batch_size=2)[0]
+    assert batch.inputs["input_ids"][1, -1] == predictor.tokenizer.pad_token_id
+    assert batch.inputs["input_ids"][1, 0] == predictor.tokenizer.cls_token_id
+    logits = predictor.logits(TEXTS, batch_size=5)
+    np.testing.assert_allclose(logits, np.stack(_one_by_one(teacher, TEXTS)), atol=1e-5)
 
 
 def test_texts_are_cut_to_what_the_model_has_positions_for(make_teacher):

@@ -1,20 +1,32 @@
-"""Tokenized examples and the batches made from them, for training and for inference.
+"""The one tokenize/pad/batch path: training, the dev evaluation inside training, the teacher
+cache, `kdcli eval`, export verification and the benchmarks all make their batches here.
 
-Texts are tokenized once, without padding; every batch is padded only to its own longest example
-(dynamic padding). Training batches are *length-grouped*: a seeded shuffle, then examples of
-similar length are put together, so little compute goes into padding while the order stays
-random. Inference batches are sorted by length (longest first, so an out-of-memory error shows at
-once), which is what `eval` and the teacher-output cache want.
+Texts are tokenized once, without padding (`encode`); every batch is padded only to its own
+longest text (dynamic padding, `collate` for torch and `collate_arrays` for numpy/ONNX Runtime).
+Training batches are *length-grouped*: a seeded shuffle, then examples of similar length are put
+together, so little compute goes into padding while the order stays random. Inference batches
+are sorted by length (longest first, so an out-of-memory error shows at once).
+
+Because every path shares these functions, the dev accuracy training records for a model and what
+`kdcli eval --split dev` measures for the saved model are computed from the same batches' inputs:
+the same length limit, pad id, padding side and model inputs.
+
+Padding is always on the right, whatever side a tokenizer asks for: the encoders kdcli runs
+number positions from the first token (BERT, DistilBERT and ELECTRA ignore the attention mask when
+they do), so only right padding leaves every text the positions it has when run alone, and a
+text's logits the same in any batch.
 """
 
 from __future__ import annotations
 
+import inspect
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 # How many batches' worth of examples are sorted together when grouping by length. Larger groups
@@ -23,14 +35,32 @@ if TYPE_CHECKING:
 # tiny model on the test fixture stopped learning. 8 keeps padding to ~18% of the real tokens on
 # the sample data (random batches: ~110%, factor 50: ~3%) with batches mixed enough to train well.
 MEGABATCH_FACTOR = 8
+# The model inputs a tokenizer makes for one text, in the order kdcli feeds them.
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+DEFAULT_INPUTS = ("input_ids", "attention_mask")
+# tokenizers without a real limit report one of ~1e30; anything this large means "no limit".
+_NO_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class Column:
+    """One more per-token value of every text (unpadded), and what pads it."""
+
+    rows: list[list[int]]
+    pad: int
 
 
 @dataclass(frozen=True)
 class Encoded:
-    """Token ids of one split, unpadded, plus what is needed to pad them."""
+    """The token ids of some texts, unpadded, plus what is needed to pad them.
+
+    `columns` holds the other per-token values a batch carries, aligned with `input_ids` token for
+    token: `token_type_ids` when the model takes them, and whatever a task adds (`with_column`).
+    """
 
     input_ids: list[list[int]]
     pad_id: int
+    columns: Mapping[str, Column] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -38,18 +68,65 @@ class Encoded:
     def lengths(self) -> list[int]:
         return [len(ids) for ids in self.input_ids]
 
+    def with_column(self, name: str, rows: Sequence[Sequence[int]], pad: int) -> Encoded:
+        """A copy that also carries `name` (one value per token of every text, padded with
+        `pad`), e.g. per-token labels padded with -100."""
+        if name in ("input_ids", "attention_mask"):
+            raise ValueError(f"{name} is made by encode/collate, not added as a column")
+        fitted = [list(map(int, row)) for row in rows]
+        if [len(row) for row in fitted] != self.lengths():
+            raise ValueError(f"column {name} does not have one value per token of every text")
+        return Encoded(self.input_ids, self.pad_id, {**self.columns, name: Column(fitted, pad)})
 
-def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> Encoded:
-    """Tokenize `texts`, truncated to `max_length` tokens (special tokens included), and never
-    beyond what the tokenizer says its model takes (more positions than it has would fail)."""
+
+def encode(
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_length: int,
+    inputs: Iterable[str] = DEFAULT_INPUTS,
+) -> Encoded:
+    """Tokenize `texts`, truncated to `max_length` tokens (special tokens included) and never
+    beyond what the tokenizer says its model takes (more positions than it has would fail).
+
+    `inputs` are the model inputs to prepare (`model_inputs`); `token_type_ids` are kept only
+    when the tokenizer makes them.
+    """
     limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 0 < limit < 1_000_000:  # "no limit" is a huge sentinel
+    if isinstance(limit, int) and 0 < limit < _NO_LIMIT:
         max_length = min(max_length, limit)
-    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    pad_id = tokenizer.pad_token_id
-    if pad_id is None:  # some tokenizers have no pad token; any id works, the mask hides it
-        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-    return Encoded([list(map(int, row)) for row in ids], int(pad_id))
+    wanted = set(inputs)
+    made = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
+        return_attention_mask=False,
+        return_token_type_ids="token_type_ids" in wanted,
+    )
+    columns = {}
+    if "token_type_ids" in wanted and "token_type_ids" in made:
+        pad_type = int(getattr(tokenizer, "pad_token_type_id", 0) or 0)
+        columns["token_type_ids"] = Column(_int_rows(made["token_type_ids"]), pad_type)
+    return Encoded(_int_rows(made["input_ids"]), pad_id(tokenizer), columns)
+
+
+def pad_id(tokenizer: Any) -> int:
+    """The id padding uses; some tokenizers have no pad token, and then any id works (the
+    attention mask hides it): their end-of-text token, else 0."""
+    for candidate in (tokenizer.pad_token_id, getattr(tokenizer, "eos_token_id", None)):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+def model_inputs(forward: Callable[..., Any], tokenizer: Any) -> tuple[str, ...]:
+    """The tokenizer outputs a model's `forward` accepts, in kdcli's fixed order."""
+    accepted = set(inspect.signature(forward).parameters)
+    made = set(getattr(tokenizer, "model_input_names", ())) | set(DEFAULT_INPUTS)
+    return tuple(name for name in MODEL_INPUTS if name in accepted and name in made)
+
+
+def _int_rows(rows: Sequence[Sequence[int]]) -> list[list[int]]:
+    return [list(map(int, row)) for row in rows]
 
 
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -78,18 +155,31 @@ def length_grouped_batches(
     return batches
 
 
-def collate(encoded: Encoded, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-    """`input_ids` and `attention_mask` for `indices`, right-padded to the longest of them."""
-    import torch
+def collate_arrays(encoded: Encoded, indices: Sequence[int]) -> dict[str, np.ndarray]:
+    """`input_ids`, `attention_mask` and every column for `indices`, as int64 numpy arrays
+    right-padded to the longest of them."""
+    import numpy as np
 
     rows = [encoded.input_ids[i] for i in indices]
     width = max(len(row) for row in rows)
-    input_ids = torch.full((len(rows), width), encoded.pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for row_index, row in enumerate(rows):
-        input_ids[row_index, : len(row)] = torch.tensor(row, dtype=torch.long)
-        attention_mask[row_index, : len(row)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask}
+    batch = {"input_ids": np.full((len(rows), width), encoded.pad_id, dtype=np.int64)}
+    batch["attention_mask"] = np.zeros((len(rows), width), dtype=np.int64)
+    for name, column in encoded.columns.items():
+        batch[name] = np.full((len(rows), width), column.pad, dtype=np.int64)
+    for row, index in enumerate(indices):
+        length = len(rows[row])
+        batch["input_ids"][row, :length] = rows[row]
+        batch["attention_mask"][row, :length] = 1
+        for name, column in encoded.columns.items():
+            batch[name][row, :length] = column.rows[index]
+    return batch
+
+
+def collate(encoded: Encoded, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+    """`collate_arrays` as torch tensors (int64), for PyTorch models."""
+    import torch
+
+    return {name: torch.from_numpy(a) for name, a in collate_arrays(encoded, indices).items()}
 
 
 def padded_tokens(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> int:

@@ -235,6 +235,21 @@ def load_tokenizer_from(
         ) from err
 
 
+def classifier_class(ref: ModelRef) -> Any:
+    """The class `load_classifier` builds for `ref` (its `forward` says which inputs it takes),
+    found from config.json alone, without loading weights."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    try:
+        return MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(AutoConfig.from_pretrained(ref.path))]
+    except (KeyError, ValueError, OSError) as err:
+        raise KdcliError(
+            f"{ref.name}: transformers has no sequence-classification model for it "
+            f"({one_line(err)}): use a model type kdcli supports"
+        ) from err
+
+
 def load_classifier(
     ref: ModelRef,
     options: LoadOptions | None = None,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdcli.core.errors import KdcliError, one_line
+from kdcli.data.batching import MODEL_INPUTS, collate_arrays, encode, model_inputs, sorted_batches
 from kdcli.files.model_dirs import (
     LoadOptions,
     ModelRef,
@@ -42,7 +43,6 @@ KINDS = ("pytorch", "onnx", "onnx-int8")
 VARIANTS = ("auto", "fp32", "int8")
 ONNX_FILE = "model.onnx"
 ONNX_INT8_FILE = "model_quantized.onnx"
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 Batch = dict[str, "np.ndarray"]
 
@@ -109,8 +109,14 @@ class Predictor(ABC):
     def encode(
         self, texts: Sequence[str], batch_size: int = 32, max_length: int = 128
     ) -> list[EncodedBatch]:
-        """Texts tokenized once, sorted longest first and cut into dynamically padded batches."""
-        return encode_batches(self.tokenizer, texts, self.input_names, batch_size, max_length)
+        """Texts tokenized once, sorted longest first and cut into dynamically padded batches
+        (`kdcli.data.batching`, the path training uses too)."""
+        _check_batching(batch_size, max_length)
+        encoded = encode(self.tokenizer, texts, max_length, self.input_names)
+        return [
+            EncodedBatch(index, collate_arrays(encoded, index))
+            for index in sorted_batches(encoded.lengths(), batch_size)
+        ]
 
     def logits(
         self,
@@ -269,7 +275,7 @@ class TorchPredictor(Predictor):
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
         self.num_parameters = sum(p.numel() for p in self.model.parameters())
         self.size_bytes = sum(f.stat().st_size for f in weight_files(ref, options.allow_pickle))
-        self._input_names = _torch_inputs(self.model, self.tokenizer)
+        self._input_names = model_inputs(self.model.forward, self.tokenizer)
 
     def forward(self, inputs: Batch) -> np.ndarray:
         import torch
@@ -316,15 +322,6 @@ def _no_loading_bar() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
-
-
-def _torch_inputs(model: Any, tokenizer: PreTrainedTokenizerBase) -> tuple[str, ...]:
-    """The tokenizer outputs the model's forward() accepts, in kdcli's fixed order."""
-    import inspect
-
-    accepted = set(inspect.signature(model.forward).parameters)
-    made = set(tokenizer.model_input_names) | {"input_ids", "attention_mask"}
-    return tuple(name for name in MODEL_INPUTS if name in accepted and name in made)
 
 
 @contextlib.contextmanager
@@ -480,61 +477,6 @@ def _export_labels(folder: Path, session: Any) -> dict[int, str]:
         count = width if isinstance(width, int) else int(data.get("num_labels", 2))
         return {i: f"LABEL_{i}" for i in range(count)}
     return {int(k): str(v) for k, v in labels.items()}
-
-
-def encode_batches(
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    names: Sequence[str],
-    batch_size: int = 32,
-    max_length: int = 128,
-) -> list[EncodedBatch]:
-    """Tokenize once, sort longest first (stable), pad each batch to its own longest text."""
-    _check_batching(batch_size, max_length)
-    limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 1 < limit < max_length:  # the model has no positions beyond
-        max_length = limit
-    encoded = tokenizer(
-        list(texts),
-        truncation=True,
-        max_length=max_length,
-        return_attention_mask=True,
-        return_token_type_ids="token_type_ids" in names,
-    )
-    lengths = [len(ids) for ids in encoded["input_ids"]]
-    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-    batches = []
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
-        inputs = {
-            name: _pad([encoded[name][i] for i in index], _pad_value(tokenizer, name), tokenizer)
-            for name in names
-            if name in encoded
-        }
-        batches.append(EncodedBatch(index, inputs))
-    return batches
-
-
-def _pad_value(tokenizer: PreTrainedTokenizerBase, name: str) -> int:
-    if name == "input_ids":
-        return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    if name == "token_type_ids":
-        return int(getattr(tokenizer, "pad_token_type_id", 0) or 0)
-    return 0
-
-
-def _pad(rows: list[list[int]], value: int, tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
-    import numpy as np
-
-    width = max(len(row) for row in rows)
-    array = np.full((len(rows), width), value, dtype=np.int64)
-    left = tokenizer.padding_side == "left"
-    for i, row in enumerate(rows):
-        if left:
-            array[i, width - len(row) :] = row
-        else:
-            array[i, : len(row)] = row
-    return array
 
 
 def _gather_tokens(outputs: list[tuple[EncodedBatch, np.ndarray]], count: int) -> np.ndarray:

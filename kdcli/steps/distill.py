@@ -212,8 +212,9 @@ class _Job:
         self.teacher_seconds = 0.0
 
     def run(self, started: float) -> DistillResult:
-        from kdcli.data.batching import encode
+        from kdcli.data.batching import encode, model_inputs
         from kdcli.files.model_dirs import (
+            classifier_class,
             content_hash,
             load_tokenizer,
             read_config_dict,
@@ -254,8 +255,9 @@ class _Job:
 
         self.student_tok = load_tokenizer(self.student, self.student_opts)
         max_length = config.train.max_length
-        self.train_s = encode(self.student_tok, self.train.texts, max_length)
-        self.dev_s = encode(self.student_tok, self.dev.texts, max_length)
+        inputs = model_inputs(classifier_class(self.student).forward, self.student_tok)
+        self.train_s = encode(self.student_tok, self.train.texts, max_length, inputs)
+        self.dev_s = encode(self.student_tok, self.dev.texts, max_length, inputs)
         outputs = self._teacher_outputs() if self.uses_teacher else None
         outcome = self._fit(outputs)
         return self._finish(outcome, started)
@@ -353,8 +355,8 @@ class _Job:
     def _teacher_outputs(self) -> TeacherOutputs:
         """The cached teacher outputs; on a miss the first process of each machine computes
         and stores them while the others wait, then read them."""
-        from kdcli.data.batching import encode
-        from kdcli.files.model_dirs import load_tokenizer
+        from kdcli.data.batching import encode, model_inputs
+        from kdcli.files.model_dirs import classifier_class, load_tokenizer
         from kdcli.training import teacher_cache as tc
 
         assert self.teacher is not None and self.cache_dir is not None
@@ -362,7 +364,8 @@ class _Job:
         if self.config.hidden_loss_weight > 0:
             self.pairs = self._layer_pairs()
         teacher_tok = load_tokenizer(self.teacher, self.teacher_opts)
-        train_t = encode(teacher_tok, self.train.texts, self.config.train.max_length)
+        inputs = model_inputs(classifier_class(self.teacher).forward, teacher_tok)
+        train_t = encode(teacher_tok, self.train.texts, self.config.train.max_length, inputs)
         self._check_token_alignment(train_t)
         key = tc.CacheKey(
             teacher_sha256=str(self.teacher_hash),

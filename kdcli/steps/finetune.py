@@ -67,7 +67,7 @@ class FinetuneResult(JsonResult):
 
 def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -> FinetuneResult:
     """Fine-tune `config.model` on `config.data` and write the classifier to `config.out`."""
-    from kdcli.data.batching import encode
+    from kdcli.data.batching import encode, model_inputs
     from kdcli.data.splits import label_ids
     from kdcli.files.model_dirs import (
         LoadOptions,
@@ -117,9 +117,9 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
     tokenizer = load_tokenizer(ref, options)
     model, note = load_classifier_for(ref, options, data_labels(train, dev), config.train.seed)
     label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
-    max_length = config.train.max_length
-    train_encoded = encode(tokenizer, train.texts, max_length)
-    dev_set = eval_set(encode(tokenizer, dev.texts, max_length), dev, label2id, ref.name)
+    max_length, inputs = config.train.max_length, model_inputs(model.forward, tokenizer)
+    train_encoded = encode(tokenizer, train.texts, max_length, inputs)
+    dev_set = eval_set(encode(tokenizer, dev.texts, max_length, inputs), dev, label2id, ref.name)
     task = classification_task(model, train_encoded, label_ids(train, label2id, ref.name), dev_set)
     outcome = run_fit(task, config.train, area, identity, config.resume, accelerator, progress)
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from kdcli.core.errors import KdcliError
 from kdcli.core.progress import ProgressCallback, report
+from kdcli.data.batching import collate, encode, model_inputs
 from kdcli.surgery.importance import WidthScores
 
 if TYPE_CHECKING:
@@ -139,16 +140,11 @@ def calibrate(
     stats = _Stats()
     handles = _register(modules, points, stats, want_width, want_layers)
     total = len(texts)
+    encoded = encode(tokenizer, texts, MAX_LENGTH, model_inputs(model.forward, tokenizer))
     try:
         with torch.no_grad():
             for start in range(0, total, BATCH_SIZE):
-                batch = tokenizer(
-                    list(texts[start : start + BATCH_SIZE]),
-                    padding=True,
-                    truncation=True,
-                    max_length=MAX_LENGTH,
-                    return_tensors="pt",
-                )
+                batch = collate(encoded, range(start, min(start + BATCH_SIZE, total)))
                 stats.mask = batch["attention_mask"].bool()
                 stats.tokens += int(stats.mask.sum())
                 model(**batch)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from kdcli.data.batching import Encoded, collate
+from kdcli.data.batching import MODEL_INPUTS, Encoded, collate
 from kdcli.training import losses
 from kdcli.training.loop import EvalSet, TrainTask
 from kdcli.training.teacher_cache import TeacherOutputs
@@ -45,12 +45,8 @@ class StudentWithProjection(torch.nn.Module):
             torch.nn.Linear(width, teacher_width) if width != teacher_width else torch.nn.Identity()
         )
 
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        out = self.classifier(
-            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
-        )
+    def forward(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        out = self.classifier(**inputs, output_hidden_states=True)
         # hidden_states[0] is the embedding output; layer i's output is hidden_states[i + 1]
         hidden = [self.projection(out.hidden_states[i + 1]) for i in self.student_layers]
         return out.logits, hidden
@@ -98,11 +94,11 @@ def classification_task(
     def loss(
         model: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, Any]]:
+        inputs = {name: batch[name] for name in MODEL_INPUTS if name in batch}
         if use_hidden:
-            logits, hidden = model(batch["input_ids"], batch["attention_mask"])
+            logits, hidden = model(**inputs)
         else:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            logits, hidden = logits.logits, []
+            logits, hidden = model(**inputs).logits, []
         ce = losses.cross_entropy(logits, batch["labels"])
         parts: dict[str, Any] = {"ce": ce.detach()}
         kd_term = hidden_term = None
