@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kdcli.core.errors import KdcliError, one_line
+from kdcli.core.machine import cpu_flags
 
 EXPORT_EXTRA = "pip install 'kdcli[export]'"
 DYNAMIC_AXES = ("batch_size", "sequence_length")  # the names optimum's ORTModel also uses
@@ -242,20 +243,10 @@ def cpu_int8() -> CpuInt8:
     machine = platform.machine().lower()
     if machine not in ("x86_64", "amd64", "i686", "x86"):
         return CpuInt8(machine, False, False, f"{machine}: int8 dot products do not saturate")
-    flags = _cpu_flags()
+    flags = cpu_flags()
     vnni = bool(flags & {"avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8"})
     if vnni:
         return CpuInt8(machine, True, False, "x86 with VNNI: full 8-bit weights are exact")
     if not flags:
         return CpuInt8(machine, False, True, "x86, instruction set unknown: 7-bit weights (safe)")
     return CpuInt8(machine, False, True, "x86 without VNNI: 7-bit weights avoid u8*s8 saturation")
-
-
-def _cpu_flags() -> set[str]:
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.is_file():
-        return set()
-    for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
