@@ -443,11 +443,10 @@ class _Job:
         from kdcli.training.objective import KdSettings, classification_task
 
         config = self.config
-        model, note = load_classifier_for(
-            self.student, self.student_opts, self.labels, config.train.seed
-        )
-        self.notes += [note] if note else []
-        self.model = model
+        start = load_classifier_for(self.student, self.student_opts, self.labels, config.train.seed)
+        self.notes += start.notes
+        self.head_fixes = start.head_record()
+        self.model = model = start.model
         label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
         self.student_labels = [str(model.config.id2label[i]) for i in range(len(label2id))]
         # the student's head may order the same label names differently from the teacher's
@@ -499,6 +498,7 @@ class _Job:
                 "layer_map": layer_map,
             },
             labels=self.student_labels,
+            head_fixes=self.head_fixes,
             **training_record(outcome, self.train, self.dev, self.accelerator.num_processes),
             notes=notes,
         )

@@ -115,7 +115,8 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
     check_resume(area, identity, config.resume)
 
     tokenizer = load_tokenizer(ref, options)
-    model, note = load_classifier_for(ref, options, data_labels(train, dev), config.train.seed)
+    start = load_classifier_for(ref, options, data_labels(train, dev), config.train.seed)
+    model = start.model
     label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
     max_length, inputs = config.train.max_length, model_inputs(model.forward, tokenizer)
     train_encoded = encode(tokenizer, train.texts, max_length, inputs)
@@ -124,12 +125,13 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
     outcome = run_fit(task, config.train, area, identity, config.resume, accelerator, progress)
 
     labels = model_labels(model.config.to_dict())
-    notes = [*train.notes, *([note] if note else [])]
+    notes = [*train.notes, *start.notes]
     record = make_record(
         "finetune",
         config.options(),
         source={**ref.describe(), "sha256": model_hash},
         labels=labels,
+        head_fixes=start.head_record(),
         **training_record(outcome, train, dev, accelerator.num_processes),
         notes=notes,
     )

@@ -28,6 +28,7 @@ from kdcli.files.model_dirs import (
 from kdcli.files.outputs import atomic_output_dir, check_output_dir
 from kdcli.files.provenance import read_provenance, with_history, write_provenance
 from kdcli.training.checkpoints import CheckpointArea
+from kdcli.training.head_check import HeadFix, fix_degenerate_head
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -119,14 +120,29 @@ def _names(names: list[str]) -> str:
     return ", ".join(names[:8]) + (f" (+{len(names) - 8} more)" if len(names) > 8 else "")
 
 
+@dataclass
+class StartingClassifier:
+    """The classifier a training run starts from, and what kdcli did to its head on the way."""
+
+    model: PreTrainedModel
+    notes: list[str]
+    head_fixes: list[HeadFix]
+
+    def head_record(self) -> list[dict[str, str]]:
+        """What kdcli.json records: every head layer that was missing or re-initialised."""
+        return [fix.record() for fix in self.head_fixes]
+
+
 def load_classifier_for(
     ref: ModelRef, options: LoadOptions, labels: list[str], seed: int
-) -> tuple[PreTrainedModel, str | None]:
-    """`ref` as a sequence classifier for `labels` (by name), and a note when a head was replaced.
+) -> StartingClassifier:
+    """`ref` as a sequence classifier for `labels` (by name), with notes on what happened to
+    its head.
 
     A classifier that already knows exactly these labels keeps its head (and its label order);
     a bare encoder gets a new head; a classifier for other labels gets its head re-initialised,
-    even when the label count happens to match, so no stale head weights survive.
+    even when the label count happens to match, so no stale head weights survive. A pooler or
+    kept head layer stored as zeros is re-initialised (`head_check`).
     """
     import torch
 
@@ -138,24 +154,27 @@ def load_classifier_for(
             "start from its encoder or a sequence-classification model"
         )
     torch.manual_seed(seed)  # the new head's initial weights
-    with quiet_transformers():
-        if kind == "sequence-classification" and set(model_labels(config)) == set(labels):
-            return load_classifier(ref, options), None
-        model = load_classifier(
-            ref,
-            options,
-            id2label=dict(enumerate(labels)),
-            label2id={name: i for i, name in enumerate(labels)},
-            ignore_mismatched_sizes=True,
-        )
-    if kind == "encoder":
-        return model, None
-    _reset_head(model, seed)
-    old = model_labels(config)
-    return model, (
-        f"{ref.name}'s classification head (labels {_names(old)}) was replaced by a new head "
-        f"for the {len(labels)} labels of the data"
+    keep_head = kind == "sequence-classification" and set(model_labels(config)) == set(labels)
+    relabel = (
+        {}
+        if keep_head
+        else {
+            "id2label": dict(enumerate(labels)),
+            "label2id": {name: i for i, name in enumerate(labels)},
+            "ignore_mismatched_sizes": True,
+        }
     )
+    with quiet_transformers():
+        model, info = load_classifier(ref, options, output_loading_info=True, **relabel)
+    notes = []
+    if kind == "sequence-classification" and not keep_head:
+        _reset_head(model, seed)
+        notes.append(
+            f"{ref.name}'s classification head (labels {_names(model_labels(config))}) was "
+            f"replaced by a new head for the {len(labels)} labels of the data"
+        )
+    fixes = fix_degenerate_head(model, set(info["missing_keys"]), not keep_head, seed)
+    return StartingClassifier(model, notes + [fix.note(ref.name) for fix in fixes], fixes)
 
 
 @contextlib.contextmanager
