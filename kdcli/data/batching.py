@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kdcli.core.errors import KdcliError
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -56,11 +58,16 @@ class Encoded:
 
     `columns` holds the other per-token values a batch carries, aligned with `input_ids` token for
     token: `token_type_ids` when the model takes them, and whatever a task adds (`with_column`).
+
+    For token classification `word_tokens[i][w]` is the position of the token that carries word
+    w of text i (its first sub-token with content, `encode_words`), or -1 when the word has no
+    token of its own (a character the tokenizer drops, or a word cut off by the length limit).
     """
 
     input_ids: list[list[int]]
     pad_id: int
     columns: Mapping[str, Column] = field(default_factory=dict)
+    word_tokens: list[list[int]] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -76,7 +83,8 @@ class Encoded:
         fitted = [list(map(int, row)) for row in rows]
         if [len(row) for row in fitted] != self.lengths():
             raise ValueError(f"column {name} does not have one value per token of every text")
-        return Encoded(self.input_ids, self.pad_id, {**self.columns, name: Column(fitted, pad)})
+        columns = {**self.columns, name: Column(fitted, pad)}
+        return Encoded(self.input_ids, self.pad_id, columns, self.word_tokens)
 
 
 def encode(
@@ -91,6 +99,13 @@ def encode(
     `inputs` are the model inputs to prepare (`model_inputs`); `token_type_ids` are kept only
     when the tokenizer makes them.
     """
+    return _tokenize(tokenizer, texts, max_length, inputs, offsets=False)[0]
+
+
+def _tokenize(
+    tokenizer: Any, texts: Sequence[str], max_length: int, inputs: Iterable[str], offsets: bool
+) -> tuple[Encoded, Any]:
+    """`encode`, and the tokenizer's own output (with character offsets when asked)."""
     limit = getattr(tokenizer, "model_max_length", None)
     if isinstance(limit, int) and 0 < limit < _NO_LIMIT:
         max_length = min(max_length, limit)
@@ -101,12 +116,81 @@ def encode(
         max_length=max_length,
         return_attention_mask=False,
         return_token_type_ids="token_type_ids" in wanted,
+        return_offsets_mapping=offsets,
     )
     columns = {}
     if "token_type_ids" in wanted and "token_type_ids" in made:
         pad_type = int(getattr(tokenizer, "pad_token_type_id", 0) or 0)
         columns["token_type_ids"] = Column(_int_rows(made["token_type_ids"]), pad_type)
-    return Encoded(_int_rows(made["input_ids"]), pad_id(tokenizer), columns)
+    return Encoded(_int_rows(made["input_ids"]), pad_id(tokenizer), columns), made
+
+
+def words_text(words: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The words joined by single spaces, and each word's character span in that text."""
+    spans = []
+    position = 0
+    for word in words:
+        spans.append((position, position + len(word)))
+        position += len(word) + 1
+    return " ".join(words), spans
+
+
+def encode_words(
+    tokenizer: Any,
+    words: Sequence[Sequence[str]],
+    max_length: int,
+    inputs: Iterable[str] = DEFAULT_INPUTS,
+) -> Encoded:
+    """Tokenize word-split texts for token classification, and find each word's token.
+
+    The words are joined by spaces and tokenized as one text, exactly as `encode` tokenizes
+    text, so a token classifier reads what a sequence classifier would. A word's token is the
+    first token with content whose characters overlap the word's. Special tokens overlap no
+    word; a lone word-start marker (SentencePiece's `▁` before a character it has no `▁X`
+    piece for, byte-level BPE's `Ġ`) has no content, although tokenizers give it the span of
+    the character after it, so the character's own token is chosen. Every supported tokenizer
+    splits at spaces, so no token spans two words; a word the tokenizer turns into nothing
+    (a lone zero-width character) gets -1.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise KdcliError(
+            f"token classification needs a fast tokenizer (character offsets); "
+            f"{type(tokenizer).__name__} is not one: save the model with its tokenizer.json"
+        )
+    joined = [words_text(row) for row in words]
+    encoded, made = _tokenize(tokenizer, [text for text, _ in joined], max_length, inputs, True)
+    word_tokens = []
+    for (_, spans), offsets, row in zip(
+        joined, made["offset_mapping"], encoded.input_ids, strict=True
+    ):
+        content = [_has_content(piece) for piece in tokenizer.convert_ids_to_tokens(row)]
+        word_tokens.append(word_positions(spans, [tuple(o) for o in offsets], content))
+    return Encoded(encoded.input_ids, encoded.pad_id, encoded.columns, word_tokens)
+
+
+def _has_content(piece: str) -> bool:
+    """False for a token that is only a word-start marker (`▁`, `Ġ`) or a bare `##`."""
+    return piece.lstrip("▁Ġ") not in ("", "##")
+
+
+def word_positions(
+    spans: Sequence[tuple[int, int]],
+    offsets: Sequence[tuple[int, int]],
+    content: Sequence[bool] | None = None,
+) -> list[int]:
+    """For each word span, the first token with content whose offsets overlap it (-1: none)."""
+    positions = [-1] * len(spans)
+    word = 0
+    for token, (start, end) in enumerate(offsets):
+        if end <= start or (content is not None and not content[token]):
+            continue
+        while word < len(spans) and spans[word][1] <= start:
+            word += 1
+        if word == len(spans):
+            break
+        if start < spans[word][1] and end > spans[word][0] and positions[word] < 0:
+            positions[word] = token
+    return positions
 
 
 def pad_id(tokenizer: Any) -> int:
@@ -180,6 +264,40 @@ def collate(encoded: Encoded, indices: Sequence[int]) -> dict[str, torch.Tensor]
     import torch
 
     return {name: torch.from_numpy(a) for name, a in collate_arrays(encoded, indices).items()}
+
+
+IGNORE_INDEX = -100  # what torch's cross-entropy skips: tokens that carry no word
+
+
+def token_labels(
+    encoded: Encoded, indices: Sequence[int], word_labels: Sequence[Sequence[int]], width: int
+) -> torch.Tensor:
+    """[batch, width] label ids on each word's token, IGNORE_INDEX everywhere else (the other
+    sub-tokens of a word, special tokens, padding)."""
+    import torch
+
+    assert encoded.word_tokens is not None
+    labels = torch.full((len(indices), width), IGNORE_INDEX, dtype=torch.long)
+    for row, index in enumerate(indices):
+        for word, position in enumerate(encoded.word_tokens[index]):
+            if position >= 0:
+                labels[row, position] = word_labels[index][word]
+    return labels
+
+
+def word_index(encoded: Encoded, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch rows, token positions) of every word that has a token, example by example and
+    word by word: `logits[rows, positions]` are the batch's word logits [words, labels]."""
+    import torch
+
+    assert encoded.word_tokens is not None
+    rows, positions = [], []
+    for row, index in enumerate(indices):
+        for position in encoded.word_tokens[index]:
+            if position >= 0:
+                rows.append(row)
+                positions.append(position)
+    return torch.tensor(rows, dtype=torch.long), torch.tensor(positions, dtype=torch.long)
 
 
 def padded_tokens(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> int:

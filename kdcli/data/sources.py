@@ -1,4 +1,5 @@
-"""Readers for every kind of `--data`: each returns plain rows {id, text, label, language, split}.
+"""Readers for every kind of `--data`: each returns plain rows {id, text, label, language}, or
+for token classification {id, text, words, tags, language} (see `slots.py` and `conll.py`).
 
 - `massive`: Amazon MASSIVE from the Hub. The official repo holds only a loading script, which
   `datasets` >= 4 refuses, so kdcli reads the Hub's own parquet conversion of it (branch
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from kdcli.core.errors import KdcliError, one_line
+from kdcli.data.conll import CONLL_SUFFIXES, read_conll
+from kdcli.data.slots import AnnotationError, parse_annot_utt
 
 MASSIVE_REPO = "AmazonScience/massive"
 MASSIVE_REVISION = "refs/convert/parquet"
@@ -43,13 +46,23 @@ class Columns:
     language: str | None = None
 
 
+SEQUENCE = "sequence-classification"
+TOKEN = "token-classification"
+TASKS = (SEQUENCE, TOKEN)
 DEFAULT_COLUMNS = {
     "text": ("text", "utt", "sentence"),
     "label": ("label", "intent", "labels"),
     "language": ("language", "lang", "locale"),
 }
+# Token classification: a list of words and a list of tags per row (WikiANN / PAN-X: tokens,
+# ner_tags, langs).
+TOKEN_COLUMNS = {
+    "text": ("tokens", "words"),
+    "label": ("tags", "ner_tags", "slot_tags", "labels"),
+    "language": ("language", "lang", "locale", "langs"),
+}
 
-Row = dict[str, str]
+Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,12 @@ def resolve(spec: str) -> Source:
         if _is_release(path):
             return Source("massive-release", str(path))
         return Source("files", str(path))
-    if spec.startswith((".", "/", "~")) or path.suffix in (*FILE_SUFFIXES, ".gz", ".tar"):
+    if spec.startswith((".", "/", "~")) or path.suffix in (
+        *FILE_SUFFIXES,
+        *CONLL_SUFFIXES,
+        ".gz",
+        ".tar",
+    ):
         raise KdcliError(f"--data {spec}: no such file or folder; check the path")
     if not re.fullmatch(r"[\w.-]+/[\w.-]+(:[\w.-]+)?", spec):
         raise KdcliError(
@@ -86,15 +104,20 @@ def read_rows(
     columns: Columns,
     revision: str | None,
     locales: Sequence[str] | None = None,
+    task: str | None = None,
 ) -> list[Row]:
-    """All rows of one split (train | dev | test); `locales` lets MASSIVE skip other downloads."""
+    """All rows of one split (train | dev | test); `locales` lets MASSIVE skip other downloads.
+
+    `task` None lets the data decide: MASSIVE and text/label columns are sequence classification,
+    CoNLL files and word/tag list columns token classification (rows then hold words and tags).
+    """
     if source.kind == "massive-hub":
-        return list(_massive_hub(split, revision or MASSIVE_REVISION, locales))
+        return list(_massive_hub(split, revision or MASSIVE_REVISION, locales, task == TOKEN))
     if source.kind == "massive-release":
-        return list(_massive_release(Path(source.location), split))
+        return list(_massive_release(Path(source.location), split, task == TOKEN))
     if source.kind == "files":
-        return _files(Path(source.location), split, columns)
-    return _hub_dataset(source.location, split, columns, revision)
+        return _files(Path(source.location), split, columns, task)
+    return _hub_dataset(source.location, split, columns, revision, task)
 
 
 # --- MASSIVE release (tarball, extracted folder, data/ folder) ---------------------------------
@@ -113,18 +136,30 @@ def _release_data_dir(path: Path) -> Path | None:
     return None
 
 
-def _massive_release(path: Path, split: str) -> Iterator[Row]:
+def _massive_release(path: Path, split: str, slots: bool) -> Iterator[Row]:
     partition = split  # MASSIVE's own partition names are train | dev | test
+    needed = ("id", "locale", "partition", "annot_utt" if slots else "intent", "utt")
     for name, handle in _release_files(path):
         for line_no, record in _jsonl_records(handle, name):
-            _require(record, ("id", "locale", "partition", "intent", "utt"), name, line_no)
+            _require(record, needed, name, line_no)
             if record["partition"] == partition:
-                yield {
-                    "id": str(record["id"]),
-                    "text": str(record["utt"]),
-                    "label": str(record["intent"]),
-                    "language": str(record["locale"]),
-                }
+                yield _massive_row(record, slots, f"{name}, line {line_no}")
+
+
+def _massive_row(record: dict[str, Any], slots: bool, where: str) -> Row:
+    """A MASSIVE record as a row: its intent, or with `slots` the words and tags of annot_utt."""
+    row: Row = {
+        "id": str(record["id"]),
+        "text": str(record["utt"]),
+        "language": str(record["locale"]),
+    }
+    if not slots:
+        return {**row, "label": str(record["intent"])}
+    try:
+        words, tags = parse_annot_utt(str(record["annot_utt"]), row["language"])
+    except AnnotationError as err:
+        raise KdcliError(f"{where}: annot_utt does not parse: {err}") from None
+    return {**row, "words": words, "tags": tags}
 
 
 def _release_files(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
@@ -165,7 +200,9 @@ def _tar_members(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
 # --- MASSIVE from the Hub ----------------------------------------------------------------------
 
 
-def _massive_hub(split: str, revision: str, locales: Sequence[str] | None) -> Iterator[Row]:
+def _massive_hub(
+    split: str, revision: str, locales: Sequence[str] | None, slots: bool
+) -> Iterator[Row]:
     from huggingface_hub import HfApi, hf_hub_download
 
     try:
@@ -193,52 +230,67 @@ def _massive_hub(split: str, revision: str, locales: Sequence[str] | None) -> It
         parquet = [name for name in parquet if name.split("/")[0] in locales]
     for name in parquet:
         local = hf_hub_download(MASSIVE_REPO, name, repo_type="dataset", revision=revision)
-        yield from _massive_parquet(Path(local))
+        yield from _massive_parquet(Path(local), slots, name)
 
 
-def _massive_parquet(path: Path) -> Iterator[Row]:
+def _massive_parquet(path: Path, slots: bool = False, name: str | None = None) -> Iterator[Row]:
     """Rows of one converted MASSIVE parquet file, with intents mapped back to their names."""
     table = _read_parquet(path)
     names = _class_label_names(table.schema, "intent")
-    for record in table.to_pylist():
+    for row_no, record in enumerate(table.to_pylist(), start=1):
         intent = record["intent"]
-        yield {
-            "id": str(record["id"]),
-            "text": str(record["utt"]),
-            "label": names[intent] if isinstance(intent, int) and names else str(intent),
-            "language": str(record["locale"]),
-        }
+        if isinstance(intent, int) and names:
+            record["intent"] = names[intent]
+        yield _massive_row(record, slots, f"{name or path}, row {row_no}")
 
 
 def _class_label_names(schema: Any, column: str) -> list[str] | None:
-    """The names of a ClassLabel column, from the features `datasets` stores in parquet."""
+    """The names of a ClassLabel column (or a list of ClassLabels, like WikiANN's ner_tags),
+    from the features `datasets` stores in parquet."""
     raw = (schema.metadata or {}).get(b"huggingface")
     if not raw:
         return None
     features = json.loads(raw).get("info", {}).get("features", {})
     feature = features.get(column, {})
+    if feature.get("_type") in ("Sequence", "List", "LargeList"):
+        feature = feature.get("feature", {})
     return feature.get("names") if feature.get("_type") == "ClassLabel" else None
+
+
+def _label_name(value: Any, names: list[str]) -> Any:
+    """A ClassLabel index (or a list of them) as its name(s); other values unchanged."""
+    if isinstance(value, list):
+        return [_label_name(item, names) for item in value]
+    return names[value] if isinstance(value, int) and 0 <= value < len(names) else value
 
 
 # --- local files -------------------------------------------------------------------------------
 
 
-def _files(path: Path, split: str, columns: Columns) -> list[Row]:
-    if path.is_dir():
-        file = _split_file(path, split)
-        return _rows_from_records(_records(file), file, columns, split_column=False, split=split)
-    return _rows_from_records(_records(path), path, columns, split_column=True, split=split)
+def _files(path: Path, split: str, columns: Columns, task: str | None) -> list[Row]:
+    file = _split_file(path, split) if path.is_dir() else path
+    if file.suffix in CONLL_SUFFIXES:
+        if task == SEQUENCE:
+            raise KdcliError(
+                f"--data {file} is a CoNLL token file: it trains and scores token "
+                "classification, not sequence classification"
+            )
+        return list(read_conll(file, columns.language))
+    return _rows_from_records(
+        _records(file), file, columns, split_column=not path.is_dir(), split=split, task=task
+    )
 
 
 def _split_file(folder: Path, split: str) -> Path:
+    suffixes = (*FILE_SUFFIXES, *CONLL_SUFFIXES)
     for stem in SPLIT_FILE_NAMES[split]:
-        for suffix in FILE_SUFFIXES:
+        for suffix in suffixes:
             if (folder / f"{stem}{suffix}").is_file():
                 return folder / f"{stem}{suffix}"
-    found = sorted(p.name for p in folder.iterdir() if p.suffix in FILE_SUFFIXES)
+    found = sorted(p.name for p in folder.iterdir() if p.suffix in suffixes)
     raise KdcliError(
         f"--data {folder} has no {split} file (looked for "
-        f"{', '.join(s + '.jsonl|csv|parquet' for s in SPLIT_FILE_NAMES[split])}; found "
+        f"{', '.join(s + '.jsonl|csv|parquet|conll' for s in SPLIT_FILE_NAMES[split])}; found "
         f"{', '.join(found) or 'no data files'}): name the files train/dev/test"
     )
 
@@ -254,8 +306,8 @@ def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         label_names = {c: _class_label_names(table.schema, c) for c in table.column_names}
         for index, record in enumerate(table.to_pylist(), start=1):
             for column, names in label_names.items():
-                if names and isinstance(record.get(column), int):
-                    record[column] = names[record[column]]
+                if names:
+                    record[column] = _label_name(record.get(column), names)
             yield index, record
     else:
         raise KdcliError(
@@ -311,25 +363,56 @@ def _rows_from_records(
     columns: Columns,
     split_column: bool,
     split: str,
+    task: str | None = None,
 ) -> list[Row]:
     rows: list[Row] = []
     names: dict[str, str | None] | None = None
     for line_no, record in records:
         if names is None:
-            names = _pick_columns(record, columns, path)
+            task = task or _infer_task(record, columns)
+            defaults = TOKEN_COLUMNS if task == TOKEN else DEFAULT_COLUMNS
+            names = _pick_columns(record, columns, path, defaults)
         _require(record, [c for c in names.values() if c], str(path), line_no)
         if split_column and not _in_split(record, split):
             continue
         language = record[names["language"]] if names["language"] else "und"
-        rows.append(
-            {
-                "id": str(record.get("id", f"{path.stem}-{line_no}")),
-                "text": str(record[names["text"]]),
-                "label": str(record[names["label"]]),
-                "language": str(language),
-            }
-        )
+        if isinstance(language, list):  # WikiANN's langs: one per word, all the same
+            language = language[0] if language else "und"
+        row: Row = {
+            "id": str(record.get("id", f"{path.stem}-{line_no}")),
+            "language": str(language),
+        }
+        if task == TOKEN:
+            row.update(_word_columns(record, names, f"{path}, line {line_no}"))
+        else:
+            row.update(text=str(record[names["text"]]), label=str(record[names["label"]]))
+        rows.append(row)
     return rows
+
+
+def _infer_task(record: dict[str, Any], columns: Columns) -> str:
+    """Token classification when the words and tags columns hold lists and no text column is
+    there (or the column options name list columns); sequence classification otherwise."""
+    text = columns.text or next((c for c in DEFAULT_COLUMNS["text"] if c in record), None)
+    if text is not None and not isinstance(record.get(text), list):
+        return SEQUENCE
+    words = columns.text or next((c for c in TOKEN_COLUMNS["text"] if c in record), None)
+    return TOKEN if words is not None and isinstance(record.get(words), list) else SEQUENCE
+
+
+def _word_columns(record: dict[str, Any], names: dict[str, str | None], where: str) -> Row:
+    words, tags = record[names["text"] or ""], record[names["label"] or ""]
+    if not isinstance(words, list) or not isinstance(tags, list):
+        raise KdcliError(
+            f"{where}: token classification needs lists of words and tags in columns "
+            f"{names['text']!r} and {names['label']!r}"
+        )
+    if len(words) != len(tags):
+        raise KdcliError(
+            f"{where}: {len(tags)} tags for {len(words)} words: give every word exactly one tag"
+        )
+    words = [str(word) for word in words]
+    return {"text": " ".join(words), "words": words, "tags": [str(tag) for tag in tags]}
 
 
 def _in_split(record: dict[str, Any], split: str) -> bool:
@@ -341,7 +424,12 @@ def _in_split(record: dict[str, Any], split: str) -> bool:
     return True
 
 
-def _pick_columns(record: dict[str, Any], columns: Columns, path: Path) -> dict[str, str | None]:
+def _pick_columns(
+    record: dict[str, Any],
+    columns: Columns,
+    path: Path,
+    defaults: dict[str, tuple[str, ...]] = DEFAULT_COLUMNS,
+) -> dict[str, str | None]:
     chosen: dict[str, str | None] = {}
     for role, option in (
         ("text", columns.text),
@@ -356,10 +444,10 @@ def _pick_columns(record: dict[str, Any], columns: Columns, path: Path) -> dict[
                 )
             chosen[role] = option
             continue
-        found = next((c for c in DEFAULT_COLUMNS[role] if c in record), None)
+        found = next((c for c in defaults[role] if c in record), None)
         if found is None and role != "language":
             raise KdcliError(
-                f"{path}: no {role} column (looked for {', '.join(DEFAULT_COLUMNS[role])}); "
+                f"{path}: no {role} column (looked for {', '.join(defaults[role])}); "
                 f"columns are {', '.join(map(str, record))}: pass --{role}-column"
             )
         chosen[role] = found
@@ -375,7 +463,9 @@ def _require(record: dict[str, Any], fields: Iterable[str], name: str, line_no: 
 # --- other Hub datasets ------------------------------------------------------------------------
 
 
-def _hub_dataset(spec: str, split: str, columns: Columns, revision: str | None) -> list[Row]:
+def _hub_dataset(
+    spec: str, split: str, columns: Columns, revision: str | None, task: str | None
+) -> list[Row]:
     import datasets
 
     repo, _, config = spec.partition(":")
@@ -398,11 +488,20 @@ def _hub_dataset(spec: str, split: str, columns: Columns, revision: str | None) 
             ) from err
     else:
         raise KdcliError(f"--data {spec} has no {split} split: {errors[-1][:160]}")
-    features = dataset.features
+    names = {column: _feature_names(feature) for column, feature in dataset.features.items()}
     records = []
     for index, record in enumerate(dataset, start=1):
-        for column, feature in features.items():
-            if hasattr(feature, "int2str") and isinstance(record.get(column), int):
-                record[column] = feature.int2str(record[column])
+        for column, labels in names.items():
+            if labels:
+                record[column] = _label_name(record.get(column), labels)
         records.append((index, record))
-    return _rows_from_records(records, Path(spec), columns, split_column=False, split=split)
+    return _rows_from_records(
+        records, Path(spec), columns, split_column=False, split=split, task=task
+    )
+
+
+def _feature_names(feature: Any) -> list[str] | None:
+    """The names of a ClassLabel feature, or of a list of them (WikiANN's ner_tags)."""
+    inner = getattr(feature, "feature", feature)  # Sequence(ClassLabel) / List(ClassLabel)
+    names = getattr(inner, "names", None)
+    return list(names) if names and hasattr(inner, "int2str") else None

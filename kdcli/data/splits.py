@@ -1,4 +1,5 @@
-"""Datasets as kdcli sees them: one split of (id, text, label name, language) examples.
+"""Datasets as kdcli sees them: one split of (id, text, label name, language) examples, or for
+token classification (id, text, words, IOB2 tags, language).
 
 `load_split(DataConfig(data="massive", languages=[...]), "test")` works the same for MASSIVE from
 the Hub, a local MASSIVE release, local files and other Hub datasets (see `sources.py`). Labels
@@ -14,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kdcli.core.errors import KdcliError
-from kdcli.data.sources import Columns, Source, read_rows, resolve
+from kdcli.data.sources import SEQUENCE, TASKS, TOKEN, Columns, Row, Source, read_rows, resolve
+from kdcli.data.tags import check_scheme, tag_names, to_iob2
 
 SPLITS = ("train", "dev", "test")
 _SPLIT_ALIASES = {"validation": "dev", "valid": "dev", "val": "dev"}
@@ -38,9 +40,13 @@ class DataConfig:
     language_column: str | None = None
     revision: str | None = None
     seed: int = 0
+    task: str | None = None  # None: what the data holds (MASSIVE: intents); see sources.TASKS
+    tag_scheme: str = "auto"  # token classification: the tags' scheme (tags.SCHEMES)
 
     def settings(self) -> dict[str, Any]:
+        extra = {"tag_scheme": self.tag_scheme} if self.task == TOKEN else {}
         return {
+            "task": self.task,
             "data": self.data,
             "languages": list(self.languages) if self.languages else None,
             "train_languages": list(self.train_languages) if self.train_languages else None,
@@ -50,12 +56,14 @@ class DataConfig:
             "language_column": self.language_column,
             "revision": self.revision,
             "seed": self.seed,
+            **extra,
         }
 
 
 @dataclass(frozen=True)
 class Examples:
-    """One split, as parallel lists."""
+    """One split, as parallel lists. Token classification examples also hold their `words` and
+    one IOB2 tag per word (`tags`); their `labels` are empty strings."""
 
     ids: list[str]
     texts: list[str]
@@ -64,14 +72,24 @@ class Examples:
     split: str
     source: str
     notes: list[str] = field(default_factory=list)
+    words: list[list[str]] | None = None
+    tags: list[list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @property
+    def task(self) -> str:
+        return TOKEN if self.tags is not None else SEQUENCE
 
     def language_names(self) -> list[str]:
         return sorted(set(self.languages))
 
     def label_names(self) -> list[str]:
+        """Label names (sorted), or for token classification the model labels of the tags:
+        O, then B-/I- of every entity type (`tags.tag_names`)."""
+        if self.tags is not None:
+            return tag_names(self.tags)
         return sorted(set(self.labels))
 
     def by_language(self) -> dict[str, list[int]]:
@@ -90,13 +108,20 @@ class Examples:
             split=self.split,
             source=self.source,
             notes=list(self.notes),
+            words=[self.words[i] for i in indices] if self.words is not None else None,
+            tags=[self.tags[i] for i in indices] if self.tags is not None else None,
         )
 
     def fingerprint(self) -> str:
         """sha256 of the examples themselves: identifies the data for caches and provenance."""
         digest = hashlib.sha256()
-        for row in zip(self.ids, self.texts, self.labels, self.languages, strict=True):
-            digest.update("\x1f".join(row).encode("utf-8") + b"\x1e")
+        for index, row in enumerate(
+            zip(self.ids, self.texts, self.labels, self.languages, strict=True)
+        ):
+            fields = list(row)
+            if self.words is not None and self.tags is not None:
+                fields += ["\x1d".join(self.words[index]), "\x1d".join(self.tags[index])]
+            digest.update("\x1f".join(fields).encode("utf-8") + b"\x1e")
         return digest.hexdigest()
 
 
@@ -114,10 +139,17 @@ def load_split(config: DataConfig, split: str) -> Examples:
     source = resolve(config.data)
     columns = Columns(config.text_column, config.label_column, config.language_column)
     wanted = config.train_languages if split == "train" and config.train_languages else None
-    rows = read_rows(source, split, columns, config.revision, wanted or config.languages)
+    locales = wanted or config.languages
+    rows = read_rows(source, split, columns, config.revision, locales, config.task)
     if not rows:
         raise KdcliError(f"--data {config.data}: the {split} split is empty")
-    examples = _to_examples(rows, split, source)
+    if config.task == SEQUENCE and "tags" in rows[0]:
+        raise KdcliError(
+            f"--data {config.data} holds words and tags (token classification), but the model "
+            "is a sequence classifier: use a token-classification model or --task "
+            "token-classification"
+        )
+    examples = _to_examples(rows, split, source, check_scheme(config.tag_scheme))
     examples = _filter_languages(examples, config.languages, "--languages", config.data)
     if split == "train":
         examples = _filter_languages(
@@ -133,20 +165,30 @@ def load_split(config: DataConfig, split: str) -> Examples:
 def _check_config(config: DataConfig) -> None:
     if config.samples_per_language is not None and config.samples_per_language < 1:
         raise KdcliError(f"--samples-per-language {config.samples_per_language} must be at least 1")
+    if config.task is not None and config.task not in TASKS:
+        raise KdcliError(f"--task {config.task!r} is unknown: choose {', '.join(TASKS)}")
+    check_scheme(config.tag_scheme)
 
 
-def _to_examples(rows: list[dict[str, str]], split: str, source: Source) -> Examples:
+def _to_examples(rows: list[Row], split: str, source: Source, scheme: str) -> Examples:
     notes = []
     if all(row["language"] == "und" for row in rows):
         notes.append("the data has no language column: all examples count as language 'und'")
+    token = "tags" in rows[0]
+    tags = None
+    if token:
+        allowed = "bioes" if scheme == "auto" else scheme  # auto: any of the schemes' prefixes
+        tags = [to_iob2(row["tags"], allowed, f"example {row['id']}") for row in rows]
     return Examples(
         ids=[row["id"] for row in rows],
         texts=[row["text"] for row in rows],
-        labels=[row["label"] for row in rows],
+        labels=["" if token else row["label"] for row in rows],
         languages=[row["language"] for row in rows],
         split=split,
         source=f"{source.kind}:{source.location}",
         notes=notes,
+        words=[row["words"] for row in rows] if token else None,
+        tags=tags,
     )
 
 
@@ -177,6 +219,8 @@ def sample_per_language(examples: Examples, count: int, seed: int) -> Examples:
 
 def label_ids(examples: Examples, label2id: dict[str, int], model: str) -> list[int]:
     """The examples' labels as the model's ids, matched by name."""
+    if examples.tags is not None:
+        raise ValueError("token classification examples have tags, not labels: use tag_ids")
     unknown = sorted(set(examples.labels) - set(label2id))
     if unknown:
         shown = ", ".join(unknown[:8]) + (
@@ -187,6 +231,28 @@ def label_ids(examples: Examples, label2id: dict[str, int], model: str) -> list[
             f"{', '.join(sorted(label2id)[:8])}...: use data with the model's labels"
         )
     return [label2id[label] for label in examples.labels]
+
+
+def check_tags_known(examples: Examples, label2id: dict[str, int], model: str) -> None:
+    """Every tag of token classification data must be one of the model's labels (by name)."""
+    assert examples.tags is not None
+    used = {tag for tags in examples.tags for tag in tags}
+    missing = sorted(used - set(label2id))
+    if missing:
+        shown = ", ".join(missing[:12]) + (
+            f" (+{len(missing) - 12} more)" if len(missing) > 12 else ""
+        )
+        raise KdcliError(
+            f"{model}'s tags do not cover the data's: missing {shown}; use a model trained on "
+            "these tags (kdcli finetune --task token-classification makes one)"
+        )
+
+
+def tag_ids(examples: Examples, label2id: dict[str, int], model: str) -> list[list[int]]:
+    """The examples' tags as the model's ids, matched by name, one list per example."""
+    check_tags_known(examples, label2id, model)
+    assert examples.tags is not None
+    return [[label2id[tag] for tag in tags] for tags in examples.tags]
 
 
 def load_for_option(
