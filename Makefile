@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch (installs in seconds); GPU users: see README, "GPU".
 TORCH ?= torch==2.13.0
 
-.PHONY: install install-dev demo test test-slow lint format bench clean
+.PHONY: install install-dev demo demo-slots test test-slow lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ install-dev: $(BIN)/python
 
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash examples/tiny_pipeline.sh demo-out
+
+# the same workflow for slot filling (token classification) on the sample's MASSIVE slots
+demo-slots: install
+	PATH="$(abspath $(BIN)):$$PATH" bash examples/tiny_slots.sh demo-out
 
 test: install-dev
 	$(BIN)/ruff check .

@@ -51,3 +51,36 @@ def cli() -> Callable[..., Any]:
 def leftovers(folder: Path) -> list[str]:
     """Temporary build folders kdcli might have left behind."""
     return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name or ".old-" in p.name)
+
+
+@pytest.fixture(scope="session")
+def slot_teacher(tmp_path_factory) -> Path:
+    """A tiny XLM-R token classifier fine-tuned on the mini sample's slots (one thread)."""
+    import torch
+    from factories import make_model_dir
+    from typer.testing import CliRunner
+
+    from kdcli.cli import app
+
+    root = tmp_path_factory.mktemp("slots")
+    encoder = make_model_dir(root / "encoder", "xlm-roberta", head="encoder")
+    out = root / "teacher"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    train = ("--epochs", "2", "--batch-size", "16", "--lr", "5e-3", "--quiet", "--task")
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            str(encoder),
+            "--data",
+            str(DATA / "massive-mini"),
+            "--out",
+            str(out),
+            *train,
+            "token-classification",
+        ],
+    )
+    torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    return out

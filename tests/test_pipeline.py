@@ -61,6 +61,7 @@ def test_make_tiny_model_builds_the_same_loadable_encoder_every_time(tmp_path):
         ("finetune", "tiny.yaml"),
         ("distill", "study-distill.yaml"),
         ("distill", "tiny.yaml"),
+        ("finetune", "minilm-slots.yaml"),  # token classification: the sample's slots
     ],
 )
 def test_the_recipes_are_valid_configs(command, recipe, cli, tmp_path, tmp_path_factory):
@@ -109,6 +110,32 @@ def test_the_tiny_pipeline_runs_offline_end_to_end(tmp_path):
     assert names == ["teacher", "student-kd", "student-scratch-kd", "deploy"]
     assert all(len(model["languages"]) == 10 for model in report["models"])
     assert (out / "report.md").read_text().count("|") > 40
+
+
+@pytest.mark.slow
+def test_the_tiny_slots_pipeline_runs_offline_end_to_end(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "HF_HUB_OFFLINE": "1"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.pop("KDCLI_CACHE", None)
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        ["bash", str(EXAMPLES / "tiny_slots.sh"), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    teacher = json.loads((out / "slots.json").read_text())["training"]
+    student = json.loads((out / "slots-kd.json").read_text())["training"]
+    assert teacher["task"] == student["task"] == "token-classification"
+    assert teacher["dev_f1"] >= 0.5 and len(student["dev_per_language_f1"]) == 10
+    deploy = json.loads((out / "slots-deploy.json").read_text())
+    assert deploy["passed"] and deploy["head"] == "token-classification", deploy
+    report = json.loads((out / "slots-report.json").read_text())
+    assert report["task"] == "token-classification"
+    assert [len(model["languages"]) for model in report["models"]] == [10, 10, 10]
+    assert "[time : " in (out / "slots-predictions.jsonl").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow

@@ -18,6 +18,8 @@ from kdcli.cli.options import (
     MAX_LENGTH_OPTION,
     PICKLE_OPTION,
     QUIET_OPTION,
+    TAG_SCHEME_OPTION,
+    TASK_OPTION,
     TEXT_COLUMN_OPTION,
 )
 
@@ -41,6 +43,8 @@ def eval_command(
     text_column: str | None = TEXT_COLUMN_OPTION,
     label_column: str | None = LABEL_COLUMN_OPTION,
     language_column: str | None = LANGUAGE_COLUMN_OPTION,
+    task: str | None = TASK_OPTION,
+    tag_scheme: str = TAG_SCHEME_OPTION,
     batch_size: int = typer.Option(
         64, "--batch-size", help="Examples per batch (batches are sorted by length)."
     ),
@@ -75,7 +79,8 @@ def eval_command(
     quiet: bool = QUIET_OPTION,
     config: Path | None = CONFIG_OPTION,
 ) -> None:
-    """Per-language accuracy and macro-F1 of one or more models, side by side, with deltas."""
+    """Per-language accuracy and macro-F1 of one or more models, side by side, with deltas
+    (token classifiers: entity F1, word accuracy and F1 per entity type)."""
     from kdcli.evaluation.report_files import ReportOutputs, check_outputs, write_outputs
     from kdcli.steps.evaluate import EvalConfig, evaluate
 
@@ -100,6 +105,8 @@ def eval_command(
         label_column=label_column,
         language_column=language_column,
         allow_pickle=allow_pickle,
+        task=task,
+        tag_scheme=tag_scheme,
     )
     with render.progress_bars(not quiet) as progress:
         report = evaluate(eval_config, progress)

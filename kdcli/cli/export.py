@@ -17,6 +17,8 @@ from kdcli.cli.options import (
     QUIET_OPTION,
     REVISION_OPTION,
     SEED_OPTION,
+    TAG_SCHEME_OPTION,
+    TASK_OPTION,
     check_json,
     write_json,
 )
@@ -89,6 +91,8 @@ def export(
     ),
     seed: int = SEED_OPTION,
     revision: str | None = REVISION_OPTION,
+    task: str | None = TASK_OPTION,
+    tag_scheme: str = TAG_SCHEME_OPTION,
     allow_pickle: bool = PICKLE_OPTION,
     overwrite: bool = OVERWRITE_OPTION,
     json_path: Path | None = JSON_OPTION,
@@ -124,6 +128,8 @@ def export(
         seed=seed,
         overwrite=overwrite,
         revision=revision,
+        task=task,
+        tag_scheme=tag_scheme,
         allow_pickle=allow_pickle,
     )
     try:

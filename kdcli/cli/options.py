@@ -122,6 +122,17 @@ SAMPLES_OPTION = typer.Option(
 TEXT_COLUMN_OPTION = typer.Option(None, "--text-column", help="Text column of files.")
 LABEL_COLUMN_OPTION = typer.Option(None, "--label-column", help="Label column of files.")
 LANGUAGE_COLUMN_OPTION = typer.Option(None, "--language-column", help="Language column of files.")
+TASK_OPTION = typer.Option(
+    None,
+    "--task",
+    help="sequence-classification or token-classification (slots, named entities); default: "
+    "the model's head, else what the data holds (MASSIVE: intents).",
+)
+TAG_SCHEME_OPTION = typer.Option(
+    "auto",
+    "--tag-scheme",
+    help="Token classification: the data's tag scheme, auto, iob1, iob2 or bioes (kept as IOB2).",
+)
 DATA_REVISION_OPTION = typer.Option(
     None, "--data-revision", help="Hub revision of the dataset (branch, tag or commit)."
 )

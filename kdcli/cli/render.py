@@ -262,9 +262,14 @@ def eval_table(report: EvalReport) -> Table:
     from kdcli.evaluation.report_files import percent
 
     models = report.models
-    # A narrow terminal gets accuracy only; macro-F1 stays in --json/--csv/--markdown.
+    first_name, second_name = report.metric_names
+    # A narrow terminal gets the first score only; the second stays in --json/--csv/--markdown.
     with_f1 = console.width >= 16 + 30 * len(models)
-    metrics = "accuracy / macro-F1" if with_f1 else "accuracy (macro-F1: see --markdown/--json)"
+    metrics = (
+        f"{first_name} / {second_name}"
+        if with_f1
+        else f"{first_name} ({second_name}: see --markdown/--json)"
+    )
     table = Table(
         title=f"kdcli eval: {report.split} split of {report.data}",
         title_justify="left",
@@ -276,16 +281,16 @@ def eval_table(report: EvalReport) -> Table:
     table.add_column("language", no_wrap=True)
     table.add_column("n", justify="right")
     for result in models:
-        table.add_column(f"{result.name}\naccuracy", justify="right", overflow="fold")
+        table.add_column(f"{result.name}\n{first_name}", justify="right", overflow="fold")
         if with_f1:
-            table.add_column("macro-F1", justify="right")
+            table.add_column(second_name, justify="right")
     keep = slice(None) if with_f1 else slice(0, 1)
     for language in report.language_names:
         row = [language, str(models[0].languages[language].n)]
         for result in models:
             score = result.languages[language]
             change = result.changes[language] if result.changes else None
-            row += _score_cells(score.accuracy, score.macro_f1, change)[keep]
+            row += _score_cells(score.first, score.second, change)[keep]
         table.add_row(*row)
     table.add_section()
     average = ["[bold]average[/]", str(models[0].summary.n)]
@@ -294,10 +299,10 @@ def eval_table(report: EvalReport) -> Table:
     blank = [""] if with_f1 else []
     for result in models:
         s = result.summary
-        cells = _score_cells(s.average_accuracy, s.average_macro_f1, result.average_change)
+        cells = _score_cells(s.average_first, s.average_second, result.average_change)
         average += [f"[bold]{cell}[/]" for cell in cells[keep]]
-        pooled += [percent(s.pooled_accuracy), *blank]
-        worst += [f"{s.worst_language} {percent(s.worst_accuracy)}", *blank]
+        pooled += [percent(s.pooled_first), *blank]
+        worst += [f"{s.worst_language} {percent(s.worst_first)}", *blank]
     table.add_row(*average)
     table.add_row(*pooled)
     table.add_row(*worst)
@@ -317,19 +322,21 @@ def eval_facts_table(report: EvalReport) -> Table:
     return table
 
 
-def _score_cells(accuracy: float, macro_f1: float, change: Change | None) -> list[str]:
+def _score_cells(first: float, second: float, change: Change | None) -> list[str]:
+    """The two headline scores (accuracy and macro-F1; token classification: entity F1 and
+    word accuracy), with the change vs the first model, coloured."""
     from kdcli.evaluation.report_files import percent, points
 
     if change is None:
-        return [percent(accuracy), percent(macro_f1)]
-    acc_colour = _change_colour(change.accuracy_delta)
-    f1_colour = _change_colour(change.macro_f1_delta)
-    retained = change.accuracy_retention
+        return [percent(first), percent(second)]
+    first_colour = _change_colour(change.first_delta)
+    second_colour = _change_colour(change.second_delta)
+    retained = change.first_retention
     return [
         # whole percents keep the cell narrow enough for four models in 120 columns
-        f"{percent(accuracy)} [{acc_colour}]{points(change.accuracy_delta)} "
+        f"{percent(first)} [{first_colour}]{points(change.first_delta)} "
         f"{'n/a' if retained is None else f'{retained:.0f}%'}[/]",
-        f"{percent(macro_f1)} [{f1_colour}]{points(change.macro_f1_delta)}[/]",
+        f"{percent(second)} [{second_colour}]{points(change.second_delta)}[/]",
     ]
 
 
@@ -363,21 +370,28 @@ def distill_summary(result: DistillResult) -> None:
 
 
 def _training_summary(title: str, summary: TrainSummary) -> None:
-    """Per-language dev accuracy of the kept (best) epoch, then the run in one line."""
+    """Per-language dev accuracy of the kept (best) epoch (token classification: entity F1
+    and word accuracy), then the run in one line."""
     console.print(f"[bold]{title}[/]", highlight=False, soft_wrap=True)
     table = Table()
     table.add_column("language")
-    table.add_column("dev accuracy", justify="right")
+    f1 = summary.dev_per_language_f1
+    if f1 is not None:
+        table.add_column("dev entity F1", justify="right")
+    table.add_column("dev accuracy" if f1 is None else "word accuracy", justify="right")
     for language, accuracy in summary.dev_per_language.items():
-        table.add_row(language, f"{accuracy:.4f}")
-    table.add_row("[bold]all[/]", f"[bold]{summary.dev_accuracy:.4f}[/]")
+        cells = [f"{f1[language]:.4f}"] if f1 is not None else []
+        table.add_row(language, *cells, f"{accuracy:.4f}")
+    all_f1 = [f"[bold]{summary.dev_f1:.4f}[/]"] if summary.dev_f1 is not None else []
+    table.add_row("[bold]all[/]", *all_f1, f"[bold]{summary.dev_accuracy:.4f}[/]")
     console.print(table)
     stopped = ", stopped early" if summary.stopped_early else ""
     resumed = f", resumed at step {summary.resumed_from}" if summary.resumed_from else ""
     console.print(
         f"{summary.train_examples:,} training examples, {len(summary.languages)} languages, "
         f"{summary.labels} labels; {summary.steps} steps in {summary.epochs} epochs{stopped}"
-        f"{resumed}; kept epoch {summary.best_epoch} (best dev accuracy); "
+        f"{resumed}; kept epoch {summary.best_epoch} "
+        f"(best dev {'accuracy' if f1 is None else 'entity F1'}); "
         f"{summary.samples_per_s:,.0f} samples/s, {summary.seconds:.1f} s",
         highlight=False,
     )

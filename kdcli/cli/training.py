@@ -29,6 +29,8 @@ def train_data_config(params: dict[str, Any]) -> Any:
         language_column=params["language_column"],
         revision=params["data_revision"],
         seed=params["seed"],
+        task=params["task"],
+        tag_scheme=params["tag_scheme"],
     )
 
 

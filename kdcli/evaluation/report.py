@@ -12,14 +12,17 @@ from typing import Any
 
 from kdcli.core.errors import KdcliError
 from kdcli.data.splits import Examples
+from kdcli.data.tags import TagCounts
 from kdcli.evaluation.metrics import (
     Aggregate,
     Change,
     LanguageScore,
     aggregate,
+    aggregate_tokens,
     compare_average,
     compare_languages,
     score_languages,
+    score_token_languages,
 )
 from kdcli.files.provenance import lineage, read_provenance
 
@@ -51,24 +54,33 @@ class EvalResult:
     summary: Aggregate
     params: int
     size_bytes: int
-    predictions: list[str] = field(repr=False)
+    predictions: list[Any] = field(repr=False)  # a label, or (token classification) tags per word
     changes: dict[str, Change] | None = None
     average_change: Change | None = None
     speed: Speed | None = None
     seconds: float = 0.0
     lineage: list[str] = field(default_factory=list)  # from its kdcli.json, oldest step first
+    pooled_type_f1: dict[str, float] | None = None  # token classification, all languages
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON shape (docs/report.md); keys may be added, never renamed."""
         s = self.summary
+        average: dict[str, Any] = {"accuracy": s.average_accuracy, "macro_f1": s.average_macro_f1}
+        pooled: dict[str, Any] = {"accuracy": s.pooled_accuracy, "n": s.n}
+        worst: dict[str, Any] = {"language": s.worst_language, "accuracy": s.worst_accuracy}
+        if s.average_f1 is not None:  # token classification: entity scores
+            average["f1"] = s.average_f1
+            pooled.update(precision=s.pooled_precision, recall=s.pooled_recall, f1=s.pooled_f1)
+            pooled["type_f1"] = dict(self.pooled_type_f1 or {})
+            worst["f1"] = s.worst_f1
         return {
             "name": self.name,
             "path": self.path,
             "kind": self.kind,
-            "languages": {lang: asdict(score) for lang, score in self.languages.items()},
-            "average": {"accuracy": s.average_accuracy, "macro_f1": s.average_macro_f1},
-            "pooled": {"accuracy": s.pooled_accuracy, "n": s.n},
-            "worst": {"language": s.worst_language, "accuracy": s.worst_accuracy},
+            "languages": {lang: score.to_dict() for lang, score in self.languages.items()},
+            "average": average,
+            "pooled": pooled,
+            "worst": worst,
             "params": self.params,
             "size_bytes": self.size_bytes,
             "vs_first": self._changes_dict(),
@@ -81,8 +93,8 @@ class EvalResult:
         if self.changes is None or self.average_change is None:
             return None
         return {
-            "languages": {lang: asdict(c) for lang, c in self.changes.items()},
-            "average": asdict(self.average_change),
+            "languages": {lang: c.to_dict() for lang, c in self.changes.items()},
+            "average": self.average_change.to_dict(),
         }
 
 
@@ -96,18 +108,28 @@ class EvalReport:
     models: list[EvalResult]
     ids: list[str] = field(repr=False)
     texts: list[str] = field(repr=False)
-    gold: list[str] = field(repr=False)
+    gold: list[Any] = field(repr=False)  # labels, or (token classification) tags per word
     example_languages: list[str] = field(repr=False)
     notes: list[str] = field(default_factory=list)
+    task: str = "sequence-classification"
+    words: list[list[str]] | None = field(default=None, repr=False)
 
     @property
     def language_names(self) -> list[str]:
         return list(self.models[0].languages) if self.models else []
 
+    @property
+    def metric_names(self) -> tuple[str, str]:
+        """The two scores tables show, as `LanguageScore.first` and `.second` hold them."""
+        if self.task == "token-classification":
+            return "entity F1", "word accuracy"
+        return "accuracy", "macro-F1"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "split": self.split,
             "data": self.data,
+            "task": self.task,
             "n": len(self.gold),
             "models": [m.to_dict() for m in self.models],
             "notes": list(self.notes),
@@ -121,7 +143,7 @@ class ModelRun:
     name: str
     path: str
     kind: str
-    predictions: list[str]
+    predictions: list[Any]
     params: int
     size_bytes: int
     speed: Speed | None = None
@@ -134,8 +156,19 @@ def build_report(examples: Examples, runs: Sequence[ModelRun]) -> EvalReport:
         raise ValueError("no model runs to report")
     results: list[EvalResult] = []
     for run in runs:
-        scores = score_languages(examples.labels, run.predictions, examples.languages)
-        summary = aggregate(scores)
+        type_f1 = None
+        if examples.tags is not None:
+            scores, counts = score_token_languages(
+                examples.tags, run.predictions, examples.languages
+            )
+            summary = aggregate_tokens(scores, counts)
+            pooled = TagCounts()
+            for language_counts in counts.values():
+                pooled.merge(language_counts)
+            type_f1 = pooled.type_f1()
+        else:
+            scores = score_languages(examples.labels, run.predictions, examples.languages)
+            summary = aggregate(scores)
         first = results[0] if results else None
         results.append(
             EvalResult(
@@ -152,6 +185,7 @@ def build_report(examples: Examples, runs: Sequence[ModelRun]) -> EvalReport:
                 speed=run.speed,
                 seconds=run.seconds,
                 lineage=_lineage(run.path),
+                pooled_type_f1=type_f1,
             )
         )
     return EvalReport(
@@ -160,9 +194,11 @@ def build_report(examples: Examples, runs: Sequence[ModelRun]) -> EvalReport:
         models=results,
         ids=list(examples.ids),
         texts=list(examples.texts),
-        gold=list(examples.labels),
+        gold=list(examples.tags if examples.tags is not None else examples.labels),
         example_languages=list(examples.languages),
         notes=list(examples.notes),
+        task=examples.task,
+        words=examples.words,
     )
 
 

@@ -42,6 +42,12 @@ CSV_COLUMNS = (
     "macro_f1_delta",
     "accuracy_retention",
     "macro_f1_retention",
+    # token classification only (empty for sequence classification): entity scores, strict
+    "precision",
+    "recall",
+    "f1",
+    "f1_delta",
+    "f1_retention",
 )
 
 
@@ -151,8 +157,9 @@ def report_csv(report: EvalReport) -> str:
     for result in report.models:
         for language, score in result.languages.items():
             change = result.changes[language] if result.changes else None
+            entity = (score.precision, score.recall, score.f1)
             writer.writerow(
-                _csv_row(result, language, score.n, score.accuracy, score.macro_f1, change)
+                _csv_row(result, language, score.n, score.accuracy, score.macro_f1, change, entity)
             )
         s = result.summary
         writer.writerow(
@@ -163,9 +170,11 @@ def report_csv(report: EvalReport) -> str:
                 s.average_accuracy,
                 s.average_macro_f1,
                 result.average_change,
+                (None, None, s.average_f1),
             )
         )
-        writer.writerow(_csv_row(result, POOLED_ROW, s.n, s.pooled_accuracy, None, None))
+        pooled = (s.pooled_precision, s.pooled_recall, s.pooled_f1)
+        writer.writerow(_csv_row(result, POOLED_ROW, s.n, s.pooled_accuracy, None, None, pooled))
     return buffer.getvalue()
 
 
@@ -176,6 +185,7 @@ def _csv_row(
     accuracy: float,
     macro_f1: float | None,
     change: Change | None,
+    entity: tuple[float | None, float | None, float | None] = (None, None, None),
 ) -> list[object]:
     def number(value: float | None) -> object:
         return "" if value is None else repr(float(value))
@@ -192,6 +202,9 @@ def _csv_row(
         number(change.macro_f1_delta if change else None),
         number(change.accuracy_retention if change else None),
         number(change.macro_f1_retention if change else None),
+        *(number(value) for value in entity),
+        number(change.f1_delta if change else None),
+        number(change.f1_retention if change else None),
     ]
 
 
@@ -203,15 +216,19 @@ def write_csv(report: EvalReport, path: Path) -> None:
 
 
 def report_markdown(report: EvalReport) -> str:
-    """Languages as rows, models as columns (accuracy and macro-F1 in %), then the summaries."""
+    """Languages as rows, models as columns (accuracy and macro-F1 in %; token classification:
+    entity F1 and word accuracy), then the summaries; token classification adds the F1 of
+    every entity type."""
+    first, second = report.metric_names
+    short = ("acc", "F1") if report.task == "sequence-classification" else ("F1", "acc")
     header = ["language", "n"]
     for result in report.models:
-        header += [f"{result.name} acc", f"{result.name} F1"]
+        header += [f"{result.name} {short[0]}", f"{result.name} {short[1]}"]
     rows = [_markdown_language_row(report, lang) for lang in report.language_names]
     rows += _markdown_summary_rows(report)
     facts_header = ["", *(m.name for m in report.models)]
     lines = [
-        f"Split `{report.split}` of `{report.data}`: accuracy and macro-F1 in %; "
+        f"Split `{report.split}` of `{report.data}`: {first} and {second} in %; "
         f"for later models, (change in points vs {report.models[0].name}, retention).",
         "",
         _md_line(header),
@@ -221,8 +238,33 @@ def report_markdown(report: EvalReport) -> str:
         _md_line(facts_header),
         _md_line(["---"] + ["---:"] * len(report.models)),
         *(_md_line([label, *cells]) for label, cells in facts_rows(report.models)),
+        *_markdown_type_rows(report),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_type_rows(report: EvalReport) -> list[str]:
+    """Token classification: entity F1 per type (all languages pooled) for every model."""
+    if report.task != "token-classification":
+        return []
+    per_model = [pooled_type_f1(result) for result in report.models]
+    types = sorted({kind for scores in per_model for kind in scores})
+    return [
+        "",
+        "Entity F1 per type in %, all languages pooled:",
+        "",
+        _md_line(["type", *(m.name for m in report.models)]),
+        _md_line(["---"] + ["---:"] * len(report.models)),
+        *(
+            _md_line([kind, *(percent(s[kind]) if kind in s else "" for s in per_model)])
+            for kind in types
+        ),
+    ]
+
+
+def pooled_type_f1(result: EvalResult) -> dict[str, float]:
+    """F1 per entity type, all languages pooled (from the counts, not a mean of ratios)."""
+    return dict(result.pooled_type_f1 or {})
 
 
 def _md_line(cells: list[str]) -> str:
@@ -235,18 +277,19 @@ def _markdown_language_row(report: EvalReport, language: str) -> list[str]:
     for result in report.models:
         score = result.languages[language]
         change = result.changes[language] if result.changes else None
-        row += score_cells(score.accuracy, score.macro_f1, change)
+        row += score_cells(score.first, score.second, change)
     return row
 
 
-def score_cells(accuracy: float, macro_f1: float, change: Change | None) -> list[str]:
-    """Plain-text accuracy and F1 cells, with the change vs the first model when there is one."""
+def score_cells(first: float, second: float, change: Change | None) -> list[str]:
+    """Plain-text cells of the two headline scores (accuracy and macro-F1; token
+    classification: entity F1 and word accuracy), with the change vs the first model."""
     if change is None:
-        return [percent(accuracy), percent(macro_f1)]
+        return [percent(first), percent(second)]
     return [
-        f"{percent(accuracy)} ({points(change.accuracy_delta)}, "
-        f"{retention_text(change.accuracy_retention)})",
-        f"{percent(macro_f1)} ({points(change.macro_f1_delta)})",
+        f"{percent(first)} ({points(change.first_delta)}, "
+        f"{retention_text(change.first_retention)})",
+        f"{percent(second)} ({points(change.second_delta)})",
     ]
 
 
@@ -258,14 +301,14 @@ def _markdown_summary_rows(report: EvalReport) -> list[list[str]]:
     for result in report.models:
         s = result.summary
         average += [f"**{cell}**" for cell in _average_cells(result)]
-        pooled += [percent(s.pooled_accuracy), ""]
-        worst += [f"{s.worst_language} {percent(s.worst_accuracy)}", ""]
+        pooled += [percent(s.pooled_first), ""]
+        worst += [f"{s.worst_language} {percent(s.worst_first)}", ""]
     return [average, pooled, worst]
 
 
 def _average_cells(result: EvalResult) -> list[str]:
     s = result.summary
-    return score_cells(s.average_accuracy, s.average_macro_f1, result.average_change)
+    return score_cells(s.average_first, s.average_second, result.average_change)
 
 
 def facts_rows(models: list[EvalResult]) -> list[tuple[str, list[str]]]:
@@ -339,8 +382,36 @@ def write_markdown(report: EvalReport, path: Path) -> None:
 # --- per-example predictions -------------------------------------------------------------------
 
 
+def tagged_text(words: list[str], tags: list[str]) -> str:
+    """Words with their entities in MASSIVE's notation: `wake me at [time : five am]`. An
+    I- tag that continues no entity is shown as it was predicted: `[I-time : am]`."""
+    from kdcli.data.tags import entities
+
+    spans = {entity.start: entity for entity in entities(tags)}
+    parts: list[str] = []
+    index = 0
+    while index < len(words):
+        if index in spans:
+            entity = spans[index]
+            parts.append(f"[{entity.type} : {' '.join(words[entity.start : entity.end])}]")
+            index = entity.end
+            continue
+        tag = tags[index]
+        parts.append(words[index] if tag == "O" else f"[{tag} : {words[index]}]")
+        index += 1
+    return " ".join(parts)
+
+
+def _shown(report: EvalReport, index: int, value: Any) -> Any:
+    """A label as it is, or for token classification the tags as tagged text."""
+    if report.words is None:
+        return value
+    return tagged_text(report.words[index], value)
+
+
 def predictions_csv(report: EvalReport) -> str:
-    """id, language, gold, one `predicted:<model>` column per model, text."""
+    """id, language, gold, one `predicted:<model>` column per model, text (token
+    classification: gold and predictions as tagged text, `[type : words]`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
@@ -351,8 +422,8 @@ def predictions_csv(report: EvalReport) -> str:
             [
                 example_id,
                 report.example_languages[index],
-                report.gold[index],
-                *(m.predictions[index] for m in report.models),
+                _shown(report, index, report.gold[index]),
+                *(_shown(report, index, m.predictions[index]) for m in report.models),
                 report.texts[index],
             ]
         )
@@ -360,16 +431,24 @@ def predictions_csv(report: EvalReport) -> str:
 
 
 def predictions_jsonl(report: EvalReport) -> str:
-    """One object per example: id, language, gold, predicted {model: label}, text."""
+    """One object per example: id, language, gold, predicted {model: label}, text; token
+    classification adds the words and every model's tags per word (`gold` and `predicted`
+    are then tagged text)."""
     lines = []
     for index, example_id in enumerate(report.ids):
-        record = {
+        record: dict[str, Any] = {
             "id": example_id,
             "language": report.example_languages[index],
-            "gold": report.gold[index],
-            "predicted": {m.name: m.predictions[index] for m in report.models},
+            "gold": _shown(report, index, report.gold[index]),
+            "predicted": {
+                m.name: _shown(report, index, m.predictions[index]) for m in report.models
+            },
             "text": report.texts[index],
         }
+        if report.words is not None:
+            record["words"] = report.words[index]
+            record["gold_tags"] = report.gold[index]
+            record["predicted_tags"] = {m.name: m.predictions[index] for m in report.models}
         lines.append(json.dumps(record, ensure_ascii=False))
     return "\n".join(lines) + "\n"
 
@@ -418,23 +497,25 @@ def _draw_plot(plt: Any, report: EvalReport) -> Any:
     for index, result in enumerate(models):
         colour = colours[index % len(colours)]
         offsets = [row - group / 2 + bar * (index + 0.5) for row in range(len(languages))]
-        values = [100 * result.languages[lang].accuracy for lang in languages]
-        label = f"{result.name} (average {percent(result.summary.average_accuracy)})"
+        values = [100 * result.languages[lang].first for lang in languages]
+        label = f"{result.name} (average {percent(result.summary.average_first)})"
         axes.barh(offsets, values, height=bar, color=colour, label=label, zorder=2)
-        axes.axvline(100 * result.summary.average_accuracy, color=colour, ls="--", lw=1, zorder=3)
+        axes.axvline(100 * result.summary.average_first, color=colour, ls="--", lw=1, zorder=3)
     axes.set_yticks(range(len(languages)))
     axes.set_yticklabels(languages, fontsize=9)
     axes.set_ylim(len(languages) - 0.5, -0.5)  # first (lowest accuracy) at the top
     axes.set_xlim(0, 100)
-    axes.set_xlabel("accuracy (%)")
+    axes.set_xlabel(f"{report.metric_names[0]} (%)")
     axes.tick_params(axis="x", labeltop=len(languages) > 20)  # tall figures: a scale on top too
     axes.grid(axis="x", alpha=0.4, zorder=1)
     # Title and legend sit above the axes in a band of fixed height (in inches), so they never
     # overlap each other or the top scale whatever the figure's height.
     legend_rows = -(-count // 3)
     band = 0.3 + 0.22 * legend_rows + (0.25 if len(languages) > 20 else 0.0)
+    metric = report.metric_names[0]
     figure.suptitle(
-        f"Accuracy per language, {report.split} split (dashed: average over languages)",
+        f"{metric[:1].upper()}{metric[1:]} per language, {report.split} split "
+        "(dashed: average over languages)",
         fontsize=11,
         y=1 - 0.08 / height,
         va="top",

@@ -253,15 +253,18 @@ def classifier_class(ref: ModelRef) -> Any:
 def load_classifier(
     ref: ModelRef,
     options: LoadOptions | None = None,
+    token: bool = False,
     **kwargs: Any,
 ) -> PreTrainedModel:
-    """A sequence classification model; a bare encoder gets a fresh head (num_labels in kwargs)."""
-    from transformers import AutoModelForSequenceClassification
+    """A sequence (or with `token`, token) classification model; a bare encoder gets a fresh
+    head (num_labels in kwargs)."""
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     options = options or LoadOptions()
     files = weight_files(ref, options.allow_pickle)
+    factory = AutoModelForTokenClassification if token else AutoModelForSequenceClassification
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
+        return factory.from_pretrained(
             ref.path,
             use_safetensors=files[0].suffix == ".safetensors",
             trust_remote_code=options.trust_remote_code,

@@ -148,6 +148,33 @@ class Predictor(ABC):
             result[batch.index] = logits
         return result
 
+    def word_tags(
+        self,
+        words: Sequence[Sequence[str]],
+        batch_size: int = 32,
+        max_length: int = 128,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[list[str]]:
+        """Token classification read back per word: the label of each word's token (its first
+        sub-token with content, as training labels it); a word without a token of its own (cut
+        off by `max_length`, or a character the tokenizer drops) is `O`."""
+        import numpy as np
+
+        from kdcli.data.batching import encode_words, words_text
+
+        if self.head != "token-classification":
+            raise KdcliError(f"{self.name} classifies sequences, not the words of a text")
+        logits = self.logits(
+            [words_text(row)[0] for row in words], batch_size, max_length, progress
+        )
+        positions = encode_words(self.tokenizer, words, max_length).word_tokens
+        assert positions is not None
+        predicted = np.nan_to_num(logits, nan=-np.inf).argmax(-1)
+        return [
+            [self.id2label[int(predicted[i, p])] if p >= 0 else "O" for p in row]
+            for i, row in enumerate(positions)
+        ]
+
     def latency(
         self,
         texts: Sequence[str],

@@ -24,9 +24,10 @@ from kdcli.core.errors import KdcliError
 from kdcli.core.progress import ProgressCallback
 from kdcli.core.results import JsonResult
 from kdcli.core.validation import check_choice
+from kdcli.data.sources import SEQUENCE, TOKEN
 from kdcli.data.splits import DataConfig
 from kdcli.files.provenance import find_stage
-from kdcli.training.job import TrainSummary, as_data_config, data_options
+from kdcli.training.job import TrainSummary, as_data_config, data_options, dev_fact
 from kdcli.training.loop import TrainConfig
 
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ class _Job:
         self.teacher_seconds = 0.0
 
     def run(self, started: float) -> DistillResult:
-        from kdcli.data.batching import encode, model_inputs
+        from kdcli.data.batching import model_inputs
         from kdcli.files.model_dirs import (
             classifier_class,
             content_hash,
@@ -222,7 +223,7 @@ class _Job:
             weight_files,
         )
         from kdcli.files.provenance import read_provenance
-        from kdcli.training.job import check_resume, check_start, load_splits
+        from kdcli.training.job import check_resume, check_start, encode_examples, load_splits
         from kdcli.training.loop import make_accelerator
 
         config = self.config
@@ -236,6 +237,7 @@ class _Job:
         self.cache_dir = self._cache_dir()
         self.labels = self._check_heads(read_config_dict(self.student))
         self.train, self.dev = load_splits(self.data)
+        self._check_task()
         self._check_data_labels()
 
         self.student_hash = content_hash(weight_files(self.student, config.allow_pickle))
@@ -256,8 +258,8 @@ class _Job:
         self.student_tok = load_tokenizer(self.student, self.student_opts)
         max_length = config.train.max_length
         inputs = model_inputs(classifier_class(self.student).forward, self.student_tok)
-        self.train_s = encode(self.student_tok, self.train.texts, max_length, inputs)
-        self.dev_s = encode(self.student_tok, self.dev.texts, max_length, inputs)
+        self.train_s = encode_examples(self.student_tok, self.train, max_length, inputs)
+        self.dev_s = encode_examples(self.student_tok, self.dev, max_length, inputs)
         outputs = self._teacher_outputs() if self.uses_teacher else None
         outcome = self._fit(outputs)
         return self._finish(outcome, started)
@@ -300,34 +302,59 @@ class _Job:
         return cache_dir
 
     def _check_heads(self, student_config: dict[str, Any]) -> list[str]:
-        """The label names the student is trained on (teacher's, student's or the data's)."""
+        """The label names the student is trained on (teacher's, student's or the data's), and
+        the task: the teacher's head decides it (without a teacher: the student's, or --task)."""
         from kdcli.files.model_dirs import head_kind, read_config_dict
-        from kdcli.training.job import check_same_labels, model_labels
+        from kdcli.training.job import check_same_labels, model_labels, resolve_task
 
         student = self.student
         self.student_kind = head_kind(student_config, student.name)
-        if self.student_kind == "token-classification":
-            raise KdcliError(
-                f"student {student.name} is a token-classification model: kdcli distils sequence "
-                "classifiers; use a student made from the teacher (kdcli shrink) or an encoder"
-            )
         student_labels = model_labels(student_config)
         if self.teacher is None:
-            return student_labels if self.student_kind == "sequence-classification" else []
+            task = resolve_task(self.data.task, self.student_kind, student.name)
+            self._set_task(task)
+            same = self.student_kind == (task or SEQUENCE)
+            return student_labels if same else []
         self.teacher_config = read_config_dict(self.teacher)
-        if head_kind(self.teacher_config, self.teacher.name) != "sequence-classification":
+        teacher_kind = head_kind(self.teacher_config, self.teacher.name)
+        if teacher_kind not in (SEQUENCE, TOKEN):
             raise KdcliError(
-                f"teacher {self.teacher.name} has no sequence-classification head: distil from a "
+                f"teacher {self.teacher.name} has no classification head: distil from a "
                 "fine-tuned classifier (make one with kdcli finetune)"
             )
+        if self.data.task not in (None, teacher_kind):
+            raise KdcliError(
+                f"--task {self.data.task}, but teacher {self.teacher.name} is a {teacher_kind} "
+                "model: drop --task (the teacher's head decides it)"
+            )
+        if self.student_kind == TOKEN and teacher_kind == SEQUENCE:
+            raise KdcliError(
+                f"student {student.name} is a token-classification model but teacher "
+                f"{self.teacher.name} classifies sequences: use a student made from the teacher "
+                "(kdcli shrink) or an encoder"
+            )
+        self._set_task(teacher_kind)
         teacher_labels = model_labels(self.teacher_config)
-        if self.student_kind == "sequence-classification":
+        if self.student_kind == teacher_kind:
             check_same_labels(teacher_labels, student_labels, self.teacher.name, student.name)
         return teacher_labels
 
+    def _set_task(self, task: str | None) -> None:
+        self.data = replace(self.data, task=task)
+        self.config = replace(self.config, data=self.data)
+
+    def _check_task(self) -> None:
+        """The data turned out to hold what the models do (MASSIVE holds both)."""
+        if self.train.task == TOKEN and self.data.task == SEQUENCE:
+            raise KdcliError(
+                f"--data {self.data.data} holds words and tags, but the models classify "
+                "sequences: distil a token-classification teacher"
+            )
+        self._set_task(self.train.task)
+
     def _check_data_labels(self) -> None:
         """Every label of the data must be one the teacher (or the student's head) knows."""
-        from kdcli.data.splits import label_ids
+        from kdcli.data.splits import label_ids, tag_ids
         from kdcli.training.job import data_labels
 
         if not self.labels:
@@ -335,8 +362,9 @@ class _Job:
             return
         known = {name: i for i, name in enumerate(self.labels)}
         owner = self.teacher.name if self.teacher else self.student.name
-        label_ids(self.train, known, owner)
-        label_ids(self.dev, known, owner)
+        check = tag_ids if self.train.task == TOKEN else label_ids
+        check(self.train, known, owner)
+        check(self.dev, known, owner)
 
     def _check_recorded_hash(self) -> None:
         shrink = find_stage(self.student_record, "shrink")
@@ -355,9 +383,10 @@ class _Job:
     def _teacher_outputs(self) -> TeacherOutputs:
         """The cached teacher outputs; on a miss the first process of each machine computes
         and stores them while the others wait, then read them."""
-        from kdcli.data.batching import encode, model_inputs
+        from kdcli.data.batching import model_inputs
         from kdcli.files.model_dirs import classifier_class, load_tokenizer
         from kdcli.training import teacher_cache as tc
+        from kdcli.training.job import encode_examples
 
         assert self.teacher is not None and self.cache_dir is not None
         clock = time.perf_counter()
@@ -365,7 +394,7 @@ class _Job:
             self.pairs = self._layer_pairs()
         teacher_tok = load_tokenizer(self.teacher, self.teacher_opts)
         inputs = model_inputs(classifier_class(self.teacher).forward, teacher_tok)
-        train_t = encode(teacher_tok, self.train.texts, self.config.train.max_length, inputs)
+        train_t = encode_examples(teacher_tok, self.train, self.config.train.max_length, inputs)
         self._check_token_alignment(train_t)
         key = tc.CacheKey(
             teacher_sha256=str(self.teacher_hash),
@@ -375,16 +404,18 @@ class _Job:
             input_ids_sha256=tc.ids_hash(train_t),
             layers=tuple(sorted({t for _, t in self.pairs})),
             bf16=self.config.train.bf16,
+            words_sha256=tc.words_hash(self.train.words) if self.train.words else None,
         )
         path = tc.cache_path(self.cache_dir, key)
         with self.accelerator.local_main_process_first():
             outputs = tc.load(path)
             self.cache_state = "hit"
-            if outputs is None or outputs.logits.shape[0] != len(train_t):
+            rows = sum(map(len, train_t.word_tokens)) if train_t.word_tokens else len(train_t)
+            if outputs is None or outputs.logits.shape[0] != rows:
                 self.cache_state = "miss"
                 tc.check_space(
                     self.cache_dir,
-                    len(train_t),
+                    rows,
                     int(self.teacher_config.get("num_labels") or len(self.labels)),
                     sum(train_t.lengths()),
                     len(key.layers) * int(self.teacher_config.get("hidden_size") or 0),
@@ -423,7 +454,7 @@ class _Job:
 
         assert self.teacher is not None
         with quiet_transformers():
-            model = load_classifier(self.teacher, self.teacher_opts)
+            model = load_classifier(self.teacher, self.teacher_opts, token=self.data.task == TOKEN)
         model.to(self.accelerator.device)
         return tc.compute(
             model,
@@ -438,12 +469,13 @@ class _Job:
     # --- training and the output -------------------------------------------------------------
 
     def _fit(self, outputs: TeacherOutputs | None) -> TrainOutcome:
-        from kdcli.data.splits import label_ids
-        from kdcli.training.job import eval_set, load_classifier_for, run_fit
+        from kdcli.training.job import eval_set, load_classifier_for, run_fit, train_labels
         from kdcli.training.objective import KdSettings, classification_task
 
         config = self.config
-        start = load_classifier_for(self.student, self.student_opts, self.labels, config.train.seed)
+        start = load_classifier_for(
+            self.student, self.student_opts, self.labels, config.train.seed, self.train.task
+        )
         self.notes += start.notes
         self.head_fixes = start.head_record()
         self.model = model = start.model
@@ -454,8 +486,7 @@ class _Job:
         task = classification_task(
             model,
             self.train_s,
-            label_ids(self.train, label2id, self.student.name),
-            eval_set(self.dev_s, self.dev, label2id, self.student.name),
+            dev=eval_set(self.dev_s, self.dev, label2id, self.student.name),
             teacher=outputs,
             teacher_order=None if order == sorted(order) else order,
             kd=KdSettings(
@@ -465,6 +496,7 @@ class _Job:
                 config.hidden_loss_weight,
             ),
             layer_pairs=self.pairs,
+            **train_labels(self.train, label2id, self.student.name),
         )
         return run_fit(
             task,
@@ -568,7 +600,7 @@ def _facts(
         facts.append(("distillation", "none (cross-entropy on the labels only)"))
     facts += [
         ("languages", ", ".join(summary.languages)),
-        ("dev accuracy", f"{summary.dev_accuracy:.4f} (epoch {summary.best_epoch})"),
+        dev_fact(summary),
         ("training", f"{summary.steps} steps, lr {config.train.lr}"),
     ]
     return facts

@@ -14,12 +14,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kdcli.core.errors import KdcliError
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.core.validation import check_positive, parse_csv
-from kdcli.data.splits import DataConfig, Examples, label_ids, load_split, normalize_split
+from kdcli.data.splits import DataConfig, Examples, label_ids, load_split, normalize_split, tag_ids
 from kdcli.evaluation.report import EvalReport, ModelRun, Speed, build_report
 from kdcli.files.model_dirs import (
     TOKENIZER_FILES,
@@ -52,14 +52,18 @@ class EvalConfig:
     label_column: str | None = None
     language_column: str | None = None
     allow_pickle: bool = False
+    task: str | None = None  # None: the models' heads decide
+    tag_scheme: str = "auto"
 
-    def data_config(self) -> DataConfig:
+    def data_config(self, task: str | None = None) -> DataConfig:
         return DataConfig(
             data=self.data,
             languages=parse_csv(self.languages),
             text_column=self.text_column,
             label_column=self.label_column,
             language_column=self.language_column,
+            task=task or self.task,
+            tag_scheme=self.tag_scheme,
         )
 
 
@@ -106,6 +110,7 @@ class ModelCheck:
     reference: str
     kind: str
     labels: list[str]
+    head: str = "sequence-classification"
 
 
 def evaluate(config: EvalConfig, progress: ProgressCallback | None = None) -> EvalReport:
@@ -116,17 +121,37 @@ def evaluate(config: EvalConfig, progress: ProgressCallback | None = None) -> Ev
     needs). Models are then loaded one at a time, so only one is in memory.
     """
     check_options(config)
-    examples = load_split(config.data_config(), config.split)
     options = LoadOptions(allow_pickle=config.allow_pickle)
     checks = [check_model(model, options) for model in config.models]
+    task = _task(config, checks)
+    examples = load_split(config.data_config(task), config.split)
+    if examples.task != task:
+        raise KdcliError(
+            f"--data {config.data} holds {examples.task} examples, but the models are "
+            f"{task} models: evaluate them on data of their task"
+        )
     for check in checks:
-        label_ids(examples, {label: i for i, label in enumerate(check.labels)}, check.reference)
+        known = {label: i for i, label in enumerate(check.labels)}
+        (tag_ids if examples.tags is not None else label_ids)(examples, known, check.reference)
     names = unique_names([c.reference for c in checks], [c.kind for c in checks])
     runs = [
         _run_model(check.reference, name, examples, config, options, progress)
         for check, name in zip(checks, names, strict=True)
     ]
     return build_report(examples, runs)
+
+
+def _task(config: EvalConfig, checks: Sequence[ModelCheck]) -> str:
+    """All models must have the same kind of head; --task, when given, must be it."""
+    heads = sorted({check.head for check in checks})
+    if len(heads) > 1:
+        kinds = ", ".join(f"{c.reference} ({c.head})" for c in checks)
+        raise KdcliError(f"the models do not share a task: {kinds}; compare models of one task")
+    if config.task is not None and config.task != heads[0]:
+        raise KdcliError(
+            f"--task {config.task}, but {checks[0].reference} is a {heads[0]} model: drop --task"
+        )
+    return heads[0]
 
 
 def check_model(reference: str, options: LoadOptions | None = None) -> ModelCheck:
@@ -164,7 +189,8 @@ def check_model(reference: str, options: LoadOptions | None = None) -> ModelChec
             f"{reference} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...): copy "
             "the source model's tokenizer files into it"
         )
-    return ModelCheck(reference, kind, _labels(ref))
+    head, labels = _labels(ref)
+    return ModelCheck(reference, kind, labels, head)
 
 
 def _export_file(path: Path) -> Path:
@@ -176,20 +202,20 @@ def _export_file(path: Path) -> Path:
     return path / ONNX_INT8_FILE if (path / ONNX_INT8_FILE).is_file() else path / ONNX_FILE
 
 
-def _labels(ref: ModelRef) -> list[str]:
-    """The model's label names in id order, from config.json; a model without a sequence
+def _labels(ref: ModelRef) -> tuple[str, list[str]]:
+    """The model's head and label names in id order, from config.json; a model without a
     classification head cannot be evaluated."""
     from kdcli.files.model_dirs import head_kind
 
     config = read_config_dict(ref)
     head = head_kind(config, ref.name)
-    if head != "sequence-classification":
+    if head not in ("sequence-classification", "token-classification"):
         raise KdcliError(
-            f"{ref.name} is a {head} model: kdcli eval scores sequence classifiers; fine-tune it "
-            "first (kdcli finetune)"
+            f"{ref.name} is a {head} model: kdcli eval scores sequence and token classifiers; "
+            "fine-tune it first (kdcli finetune)"
         )
     id2label = config.get("id2label") or {}
-    return [str(id2label[key]) for key in sorted(id2label, key=int)]
+    return head, [str(id2label[key]) for key in sorted(id2label, key=int)]
 
 
 def _run_model(
@@ -207,13 +233,17 @@ def _run_model(
     task = f"eval {name}"
     report(progress, task, 0, len(examples))
     predictor = open_predictor(reference, threads=config.threads, options=options)
-    logits = predictor.logits(
-        examples.texts,
+    batches = dict(
         batch_size=config.batch_size,
         max_length=config.max_length,
         progress=lambda done, total: report(progress, task, done, total),
     )
-    predicted = [predictor.id2label[int(i)] for i in logits.argmax(axis=-1)]
+    predicted: list[Any]
+    if examples.words is not None:
+        predicted = predictor.word_tags(examples.words, **batches)  # type: ignore[arg-type]
+    else:
+        logits = predictor.logits(examples.texts, **batches)  # type: ignore[arg-type]
+        predicted = [predictor.id2label[int(i)] for i in logits.argmax(axis=-1)]
     speed = _measure_speed(predictor, examples, config) if config.speed else None
     return ModelRun(
         name=name,

@@ -4,8 +4,11 @@ The model is traced with `torch.onnx.export(dynamo=True)` (dynamic batch and seq
 optionally fused for ONNX Runtime, and optionally quantized to dynamic int8. Then the PyTorch model
 and every exported file run on the same real multilingual sentences (`--verify-data`, or the
 built-in sample) through the same batches: fp32 must match within `atol`, int8 must agree on the
-top-1 label for at least `min_agreement` of them. A failed check still writes the output (marked
-failed in kdcli.json) and raises `CheckFailedError` so it can be inspected.
+top-1 label for at least `min_agreement` of them. A token classifier is checked per word: its
+texts are split into words (the data's, or the built-in sentences split as MASSIVE splits
+them), and agreement is the share of words whose tag (read from the word's token) is the same.
+A failed check still writes the output (marked failed in kdcli.json) and raises
+`CheckFailedError` so it can be inspected.
 
 The output keeps the layout optimum's `ORTModelForSequenceClassification.from_pretrained` reads:
 `model.onnx`, `model_quantized.onnx`, config.json and the tokenizer files.
@@ -90,11 +93,15 @@ class ExportConfig:
     overwrite: bool = False
     revision: str | None = None
     allow_pickle: bool = False
+    task: str | None = None  # None: the model's head decides
+    tag_scheme: str = "auto"  # token classification --verify-data
 
     def settings(self) -> dict[str, Any]:
         """What shaped the export, as kdcli.json stores it (not where it went)."""
         data = asdict(self)
         del data["out"], data["overwrite"], data["latency"], data["threads"]
+        if self.task is None:
+            del data["task"], data["tag_scheme"]
         data["languages"] = parse_csv(self.languages)
         return data
 
@@ -157,9 +164,13 @@ class ExportResult(JsonResult):
 
 @dataclass(frozen=True)
 class VerifyText:
+    """Verification texts; for a token classifier also their words (`texts` are then the
+    words joined by spaces, which is what the model reads)."""
+
     texts: list[str]
     languages: list[str]
     source: str
+    words: list[list[str]] | None = None
 
 
 def export(config: ExportConfig, progress: ProgressCallback | None = None) -> ExportResult:
@@ -172,7 +183,7 @@ def export(config: ExportConfig, progress: ProgressCallback | None = None) -> Ex
     ref = resolve_model(config.source, options)
     model_config = read_config_dict(ref)
     base_prefix = _check_exportable(model_config, ref.name)
-    text = _verify_text(config)
+    text = _verify_text(config, _task(config, model_config, ref.name))
     report(progress, "load model", 0, None)
     torch_model = TorchPredictor(ref.path, threads=config.threads, options=options)
 
@@ -226,19 +237,55 @@ def _check_exportable(model_config: dict[str, Any], name: str) -> str:
     return EXPORT_MODEL_TYPES[model_type]
 
 
-def _verify_text(config: ExportConfig) -> VerifyText:
+def _task(config: ExportConfig, model_config: dict[str, Any], name: str) -> str:
+    from kdcli.files.model_dirs import head_kind
+
+    head = head_kind(model_config, name)
+    if config.task is not None and config.task != head:
+        raise KdcliError(f"--task {config.task}, but {name} is a {head} model: drop --task")
+    return head
+
+
+def _verify_text(config: ExportConfig, task: str) -> VerifyText:
+    token = task == "token-classification"
     if config.verify_data is None:
-        return _builtin_sentences()
+        text = _builtin_sentences()
+        if not token:
+            return text
+        from kdcli.data.slots import split_words
+
+        words = [split_words(t, lang) for t, lang in zip(text.texts, text.languages, strict=True)]
+        return _with_words(text, words)
     from kdcli.data.splits import DataConfig, load_split
 
-    examples = load_split(
-        DataConfig(data=config.verify_data, languages=parse_csv(config.languages)), split="test"
+    data = DataConfig(
+        data=config.verify_data,
+        languages=parse_csv(config.languages),
+        task=task,
+        tag_scheme=config.tag_scheme,
     )
+    examples = load_split(data, split="test")
     keep = _sample_per_language(list(examples.languages), config.verify_samples, config.seed)
-    return VerifyText(
+    text = VerifyText(
         [examples.texts[i] for i in keep],
         [examples.languages[i] for i in keep],
         config.verify_data,
+    )
+    if examples.words is None:
+        return text
+    return _with_words(text, [examples.words[i] for i in keep])
+
+
+def _with_words(text: VerifyText, words: list[list[str]]) -> VerifyText:
+    from kdcli.data.batching import words_text
+
+    keep = [i for i, row in enumerate(words) if row]
+    rows = [words[i] for i in keep]
+    return VerifyText(
+        [words_text(row)[0] for row in rows],
+        [text.languages[i] for i in keep],
+        text.source,
+        rows,
     )
 
 
@@ -286,7 +333,12 @@ def _build(
     copy_tokenizer_files(ref, tmp)
 
     report(progress, "verify", 0, None)
-    reference = torch_model.logits(text.texts, config.batch_size, config.max_length)
+    reference = Reference(
+        torch_model.logits(text.texts, config.batch_size, config.max_length),
+        torch_model.word_tags(text.words, config.batch_size, config.max_length)
+        if text.words is not None
+        else None,
+    )
     fp32, fusions, notes = _fp32(config, plain, tmp, reference, text)
     traced = plain if plain.exists() else tmp / ONNX_FILE
     int8, quantization = None, None
@@ -326,6 +378,15 @@ def _build(
     )
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What the PyTorch model said on the verification text: logits, and for a token
+    classifier the tag of every word."""
+
+    logits: np.ndarray
+    tags: list[list[str]] | None = None
+
+
 def _sample_inputs(torch_model: TorchPredictor, texts: list[str], max_length: int) -> dict:
     """A batch of real text to trace with: two or more rows, so no axis is fixed to 1."""
     import torch
@@ -338,7 +399,7 @@ def _fp32(
     config: ExportConfig,
     plain: Path,
     tmp: Path,
-    reference: np.ndarray,
+    reference: Reference,
     text: VerifyText,
 ) -> tuple[Check, dict[str, int], list[str]]:
     """model.onnx: the fused graph when asked for and it keeps parity, else the traced one.
@@ -380,7 +441,7 @@ def _int8(
     config: ExportConfig,
     plain: Path,
     tmp: Path,
-    reference: np.ndarray,
+    reference: Reference,
     text: VerifyText,
     model_config: dict[str, Any],
     base_prefix: str,
@@ -433,7 +494,7 @@ def _intermediate_size(model_config: dict[str, Any]) -> int:
 def _compare(
     onnx_file: Path,
     name: str,
-    reference: np.ndarray,
+    expected: Reference,
     text: VerifyText,
     config: ExportConfig,
     precision: str,
@@ -442,16 +503,26 @@ def _compare(
 
     predictor = OnnxPredictor(onnx_file, threads=config.threads)
     logits = predictor.logits(text.texts, config.batch_size, config.max_length)
+    reference = expected.logits
     diff = np.abs(logits - reference)
     agree = np.argmax(np.nan_to_num(logits, nan=-np.inf), -1) == np.argmax(
         np.nan_to_num(reference, nan=-np.inf), -1
     )
     valid = ~np.isnan(reference).any(-1)  # token classification: real tokens only
-    if agree.ndim == 1:
+    if expected.tags is not None and text.words is not None:  # token classification: per word
+        tags = predictor.word_tags(text.words, config.batch_size, config.max_length)
+        same = [
+            [a == b for a, b in zip(mine, theirs, strict=True)]
+            for mine, theirs in zip(tags, expected.tags, strict=True)
+        ]
+        per_text = [sum(row) / len(row) for row in same]
+        agreement = sum(map(sum, same)) / max(1, sum(map(len, same)))
+    elif agree.ndim == 1:
         per_text = [float(a) for a in agree]
+        agreement = float(agree[valid].mean())
     else:
         per_text = [float(agree[i][valid[i]].mean()) for i in range(len(agree))]
-    agreement = float(agree[valid].mean())
+        agreement = float(agree[valid].mean())
     per_language = _per_language(per_text, text.languages)
     max_diff = float(np.nanmax(diff))
     if precision == "fp32":
@@ -584,6 +655,12 @@ def _failure_message(config: ExportConfig, result: ExportResult) -> str:
     )
 
 
+def _ort_class(head: str) -> str:
+    if head == "token-classification":
+        return "ORTModelForTokenClassification"
+    return "ORTModelForSequenceClassification"
+
+
 def _model_card(out_dir: Path, result: ExportResult) -> None:
     """How to serve the export with onnxruntime, and what verification found."""
     from kdcli.core.formatting import size_text
@@ -615,7 +692,7 @@ def _model_card(out_dir: Path, result: ExportResult) -> None:
     summary = (
         f"An ONNX export of `{result.source}` made by `kdcli export`, checked against the PyTorch "
         "model on real multilingual text. It loads with onnxruntime directly (below), with "
-        "optimum's `ORTModelForSequenceClassification`, and with `kdcli eval`."
+        f"optimum's `{_ort_class(result.head)}`, and with `kdcli eval`."
     )
     usage = [line.replace(ONNX_INT8_FILE, served) for line in ONNX_USAGE]
     write_model_card(

@@ -15,7 +15,7 @@ from typing import Any
 from kdcli.core.progress import ProgressCallback
 from kdcli.core.results import JsonResult
 from kdcli.data.splits import DataConfig
-from kdcli.training.job import TrainSummary, as_data_config, data_options
+from kdcli.training.job import TrainSummary, as_data_config, data_options, dev_fact
 from kdcli.training.loop import TrainConfig
 
 
@@ -33,6 +33,8 @@ class FinetuneConfig:
     resume: bool = False
 
     def data_config(self) -> DataConfig:
+        """The data as configured; `data.task` None means "as the model's head or the data say"
+        (finetune() resolves it before recording the options)."""
         return as_data_config(self.data, self.train.seed)
 
     def options(self) -> dict[str, Any]:
@@ -67,12 +69,13 @@ class FinetuneResult(JsonResult):
 
 def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -> FinetuneResult:
     """Fine-tune `config.model` on `config.data` and write the classifier to `config.out`."""
-    from kdcli.data.batching import encode, model_inputs
-    from kdcli.data.splits import label_ids
+    from kdcli.data.batching import model_inputs
     from kdcli.files.model_dirs import (
         LoadOptions,
         content_hash,
+        head_kind,
         load_tokenizer,
+        read_config_dict,
         resolve_model,
         weight_files,
     )
@@ -82,12 +85,15 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
         check_resume,
         check_start,
         data_labels,
+        encode_examples,
         eval_set,
         load_classifier_for,
         load_splits,
         model_labels,
+        resolve_task,
         run_fit,
         summarize,
+        train_labels,
         training_record,
         write_output,
     )
@@ -102,7 +108,11 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
     options = LoadOptions(config.revision, config.allow_pickle)
     ref = resolve_model(config.model, options)
     files = weight_files(ref, config.allow_pickle)
+    head = head_kind(read_config_dict(ref), ref.name)
+    data = replace(data, task=resolve_task(data.task, head, ref.name))
     train, dev = load_splits(data)  # data errors are common: report them before hashing
+    data = replace(data, task=train.task)  # what the data turned out to hold
+    config = replace(config, data=data)
     model_hash = content_hash(files)
     identity = {
         "command": "finetune",
@@ -115,13 +125,18 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
     check_resume(area, identity, config.resume)
 
     tokenizer = load_tokenizer(ref, options)
-    start = load_classifier_for(ref, options, data_labels(train, dev), config.train.seed)
+    start = load_classifier_for(
+        ref, options, data_labels(train, dev), config.train.seed, train.task
+    )
     model = start.model
     label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
     max_length, inputs = config.train.max_length, model_inputs(model.forward, tokenizer)
-    train_encoded = encode(tokenizer, train.texts, max_length, inputs)
-    dev_set = eval_set(encode(tokenizer, dev.texts, max_length, inputs), dev, label2id, ref.name)
-    task = classification_task(model, train_encoded, label_ids(train, label2id, ref.name), dev_set)
+    train_encoded = encode_examples(tokenizer, train, max_length, inputs)
+    dev_encoded = encode_examples(tokenizer, dev, max_length, inputs)
+    dev_set = eval_set(dev_encoded, dev, label2id, ref.name)
+    task = classification_task(
+        model, train_encoded, dev=dev_set, **train_labels(train, label2id, ref.name)
+    )
     outcome = run_fit(task, config.train, area, identity, config.resume, accelerator, progress)
 
     labels = model_labels(model.config.to_dict())
@@ -146,8 +161,9 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
             parent=ref.path,
             card_title=f"{ref.name} fine-tuned by kdcli",
             card_summary=(
-                f"`{ref.name}` fine-tuned with cross-entropy by `kdcli finetune` on "
-                f"`{data.data}` ({len(summary.languages)} languages, {len(labels)} labels)."
+                f"`{ref.name}` fine-tuned for {train.task} with cross-entropy by "
+                f"`kdcli finetune` on `{data.data}` ({len(summary.languages)} languages, "
+                f"{len(labels)} labels)."
             ),
             card_facts=_facts(ref.name, data.data, summary, config.train),
             card_source=ref.name,
@@ -172,6 +188,6 @@ def _facts(
         ("data", f"`{data}`: {summary.train_examples:,} train / {summary.dev_examples:,} dev"),
         ("languages", ", ".join(summary.languages)),
         ("labels", summary.labels),
-        ("dev accuracy", f"{summary.dev_accuracy:.4f} (epoch {summary.best_epoch})"),
+        dev_fact(summary),
         ("training", f"{summary.steps} steps, lr {train.lr}, batch {train.batch_size}"),
     ]

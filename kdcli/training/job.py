@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdcli.core.errors import KdcliError
 from kdcli.core.progress import ProgressCallback
-from kdcli.data.batching import Encoded, encode
-from kdcli.data.splits import DataConfig, Examples, label_ids, load_split
+from kdcli.data.batching import DEFAULT_INPUTS, Encoded, encode, encode_words
+from kdcli.data.sources import SEQUENCE, TOKEN
+from kdcli.data.splits import DataConfig, Examples, label_ids, load_split, tag_ids
+from kdcli.data.tags import tag_names
 from kdcli.files.model_card import write_model_card
 from kdcli.files.model_dirs import (
     LoadOptions,
@@ -61,6 +63,9 @@ class TrainSummary:
     seconds: float
     samples_per_s: float
     epoch_seconds: list[float] = field(default_factory=list)
+    task: str = SEQUENCE
+    dev_f1: float | None = None  # token classification: entity F1 (strict), the kept epoch's
+    dev_per_language_f1: dict[str, float] | None = None
 
 
 def as_data_config(data: DataConfig | str, seed: int) -> DataConfig:
@@ -90,8 +95,24 @@ def load_splits(data: DataConfig) -> tuple[Examples, Examples]:
 
 
 def data_labels(train: Examples, dev: Examples) -> list[str]:
-    """Label names of the data, sorted: a head made from them has the same ids for every source."""
+    """Label names of the data, sorted: a head made from them has the same ids for every source.
+    Token classification: O, then B-/I- of every entity type (`tags.tag_names`)."""
+    if train.tags is not None and dev.tags is not None:
+        return tag_names([*train.tags, *dev.tags])
     return sorted(set(train.labels) | set(dev.labels))
+
+
+def resolve_task(requested: str | None, head: str, name: str) -> str | None:
+    """The task to read the data for: `--task` when given, else the model's head when it is a
+    token classifier; None lets the data decide (MASSIVE: intents)."""
+    if requested == SEQUENCE and head == TOKEN:
+        raise KdcliError(
+            f"{name} is a token-classification model but --task is sequence-classification: "
+            "drop --task, or start from its encoder or a sequence-classification model"
+        )
+    if requested is not None:
+        return requested
+    return TOKEN if head == TOKEN else None
 
 
 def model_labels(config: dict[str, Any]) -> list[str]:
@@ -134,27 +155,29 @@ class StartingClassifier:
 
 
 def load_classifier_for(
-    ref: ModelRef, options: LoadOptions, labels: list[str], seed: int
+    ref: ModelRef, options: LoadOptions, labels: list[str], seed: int, task: str = SEQUENCE
 ) -> StartingClassifier:
-    """`ref` as a sequence classifier for `labels` (by name), with notes on what happened to
+    """`ref` as a classifier of `task` for `labels` (by name), with notes on what happened to
     its head.
 
-    A classifier that already knows exactly these labels keeps its head (and its label order);
-    a bare encoder gets a new head; a classifier for other labels gets its head re-initialised,
-    even when the label count happens to match, so no stale head weights survive. A pooler or
-    kept head layer stored as zeros is re-initialised (`head_check`).
+    A classifier of the task that already knows exactly these labels keeps its head (and its
+    label order); a bare encoder gets a new head; a classifier for other labels (or of the other
+    task) gets its head re-initialised, even when the label count happens to match, so no stale
+    head weights survive. A pooler or kept head layer stored as zeros is re-initialised
+    (`head_check`).
     """
     import torch
 
     config = read_config_dict(ref)
     kind = head_kind(config, ref.name)
-    if kind == "token-classification":
+    if kind == TOKEN and task != TOKEN:
         raise KdcliError(
-            f"{ref.name} is a token-classification model: kdcli trains sequence classifiers; "
-            "start from its encoder or a sequence-classification model"
+            f"{ref.name} is a token-classification model: train it on words and tags "
+            "(--task token-classification), or start from its encoder for sequence classification"
         )
+    token = task == TOKEN
     torch.manual_seed(seed)  # the new head's initial weights
-    keep_head = kind == "sequence-classification" and set(model_labels(config)) == set(labels)
+    keep_head = kind == task and set(model_labels(config)) == set(labels)
     relabel = (
         {}
         if keep_head
@@ -165,13 +188,16 @@ def load_classifier_for(
         }
     )
     with quiet_transformers():
-        model, info = load_classifier(ref, options, output_loading_info=True, **relabel)
+        model, info = load_classifier(
+            ref, options, token=token, output_loading_info=True, **relabel
+        )
     notes = []
-    if kind == "sequence-classification" and not keep_head:
+    if kind != "encoder" and not keep_head:
         _reset_head(model, seed)
+        what = "labels" if task == SEQUENCE else "tags"
         notes.append(
-            f"{ref.name}'s classification head (labels {_names(model_labels(config))}) was "
-            f"replaced by a new head for the {len(labels)} labels of the data"
+            f"{ref.name}'s {kind} head (labels {_names(model_labels(config))}) was replaced "
+            f"by a new {task} head for the {len(labels)} {what} of the data"
         )
     fixes = fix_degenerate_head(model, set(info["missing_keys"]), not keep_head, seed)
     return StartingClassifier(model, notes + [fix.note(ref.name) for fix in fixes], fixes)
@@ -210,14 +236,31 @@ def _reset_head(model: PreTrainedModel, seed: int) -> None:
                         torch.nn.init.zeros_(module.bias)
 
 
-def encode_examples(tokenizer: Any, examples: Examples, max_length: int) -> Encoded:
-    return encode(tokenizer, examples.texts, max_length)
+def encode_examples(
+    tokenizer: Any, examples: Examples, max_length: int, inputs: Iterable[str] = DEFAULT_INPUTS
+) -> Encoded:
+    """Texts for sequence classification; words (and where each word's token is) for token
+    classification. `inputs`: the model inputs to prepare (`batching.model_inputs`)."""
+    if examples.words is not None:
+        return encode_words(tokenizer, examples.words, max_length, inputs)
+    return encode(tokenizer, examples.texts, max_length, inputs)
+
+
+def train_labels(examples: Examples, label2id: dict[str, int], model: str) -> dict[str, Any]:
+    """The gold labels as `classification_task` takes them: label ids, or tag ids per word."""
+    if examples.tags is not None:
+        return {"train_labels": [], "word_labels": tag_ids(examples, label2id, model)}
+    return {"train_labels": label_ids(examples, label2id, model)}
 
 
 def eval_set(encoded: Encoded, examples: Examples, label2id: dict[str, int], model: str) -> EvalSet:
     from kdcli.training.loop import EvalSet
 
-    return EvalSet(encoded, label_ids(examples, label2id, model), list(examples.languages))
+    languages = list(examples.languages)
+    if examples.tags is not None:
+        names = [name for name, _ in sorted(label2id.items(), key=lambda item: item[1])]
+        return EvalSet(encoded, [], languages, tag_ids(examples, label2id, model), names)
+    return EvalSet(encoded, label_ids(examples, label2id, model), languages)
 
 
 def check_resume(area: CheckpointArea, identity: dict[str, Any], resume: bool) -> None:
@@ -271,7 +314,19 @@ def summarize(
         seconds=seconds,
         samples_per_s=outcome.samples_per_s(),
         epoch_seconds=[t.train_seconds for t in outcome.timings],
+        task=train.task,
+        dev_f1=float(best["f1"]) if "f1" in best else None,
+        dev_per_language_f1=(
+            {k: v["f1"] for k, v in best["per_language"].items()} if "f1" in best else None
+        ),
     )
+
+
+def dev_fact(summary: TrainSummary) -> tuple[str, object]:
+    """The model card's dev score: entity F1 for token classification, else accuracy."""
+    if summary.dev_f1 is not None:
+        return "dev entity F1", f"{summary.dev_f1:.4f} (epoch {summary.best_epoch})"
+    return "dev accuracy", f"{summary.dev_accuracy:.4f} (epoch {summary.best_epoch})"
 
 
 def training_record(
@@ -279,7 +334,9 @@ def training_record(
 ) -> dict[str, Any]:
     """The kdcli.json fields every training stage writes (no timings: outputs stay identical)."""
     best = outcome.best
+    scores = ("accuracy", "f1", "loss") if "f1" in best else ("accuracy", "loss")
     return {
+        "task": train.task,
         "data": {
             "source": train.source,
             "languages": sorted(set(train.languages) | set(dev.languages)),
@@ -296,9 +353,9 @@ def training_record(
             "stopped_early": outcome.state.stopped_early,
             "processes": processes,
         },
-        "metrics": {"dev": {k: best[k] for k in ("accuracy", "loss", "examples", "per_language")}},
+        "metrics": {"dev": {k: best[k] for k in (*scores, "examples", "per_language")}},
         "evaluations": [
-            {k: h[k] for k in ("epoch", "step", "accuracy", "loss")} for h in outcome.state.history
+            {k: h[k] for k in ("epoch", "step", *scores)} for h in outcome.state.history
         ],
     }
 

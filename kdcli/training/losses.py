@@ -14,7 +14,11 @@ import torch.nn.functional as F
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of `logits` [batch, classes] against gold label ids [batch]."""
+    """Mean cross-entropy of `logits` [batch, classes] against gold label ids [batch], or for
+    token classification of [batch, tokens, classes] against [batch, tokens], where tokens
+    labelled -100 (not a word's first sub-token, special tokens, padding) are left out."""
+    if logits.ndim == 3:
+        return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
     return F.cross_entropy(logits.float(), labels)
 
 

@@ -1,6 +1,10 @@
 """What the training loop minimises for a classifier: cross-entropy on the gold labels, plus,
 when there is a teacher, logit distillation and an optional hidden-state loss.
 
+Token classification is the same objective per word: cross-entropy on each word's token (its
+first sub-token with content, `kdcli.data.batching.encode_words`), and distillation between the
+student's and the teacher's logits *of the same word*, so the two may tokenize differently.
+
 Fine-tuning is this objective without a teacher; `kdcli finetune` and `kdcli distill` build the
 same kind of `TrainTask` here and hand it to the one loop in `kdcli.training.loop`.
 """
@@ -13,7 +17,7 @@ from typing import Any
 
 import torch
 
-from kdcli.data.batching import MODEL_INPUTS, Encoded, collate
+from kdcli.data.batching import MODEL_INPUTS, Encoded, collate, token_labels
 from kdcli.training import losses
 from kdcli.training.loop import EvalSet, TrainTask
 from kdcli.training.teacher_cache import TeacherOutputs
@@ -61,12 +65,14 @@ def classification_task(
     teacher_order: Sequence[int] | None = None,
     kd: KdSettings | None = None,
     layer_pairs: Sequence[tuple[int, int]] = (),
+    word_labels: Sequence[Sequence[int]] | None = None,
 ) -> TrainTask:
     """The loop's task: cross-entropy, and distillation from `teacher` when one is given.
 
     `teacher_order[j]` is the teacher's logit column for the student's label j (labels are
     matched by name, so the two heads may order them differently); `layer_pairs` lists
-    (student layer, teacher layer) for the hidden-state loss.
+    (student layer, teacher layer) for the hidden-state loss. `word_labels` (token
+    classification) are each example's tag ids per word; `train_labels` is then unused.
     """
     kd = kd or KdSettings()
     use_hidden = teacher is not None and kd.hidden_weight > 0 and bool(layer_pairs)
@@ -75,18 +81,26 @@ def classification_task(
         assert teacher is not None
         teacher_width = next(iter(teacher.hidden.values())).shape[-1]
         module = StudentWithProjection(classifier, [s for s, _ in layer_pairs], teacher_width)
-    labels = torch.tensor(list(train_labels), dtype=torch.long)
+    labels = torch.tensor(list(train_labels) if word_labels is None else [], dtype=torch.long)
     order = torch.tensor(list(teacher_order), dtype=torch.long) if teacher_order else None
     teacher_layers = [t for _, t in layer_pairs] if use_hidden else []
 
     def make_batch(indices: Sequence[int]) -> dict[str, torch.Tensor]:
         batch = collate(train, indices)
         index = torch.tensor(list(indices), dtype=torch.long)
-        batch["labels"] = labels[index]
-        if teacher is not None:
+        width = batch["input_ids"].shape[1]
+        if word_labels is not None:
+            batch["labels"] = token_labels(train, indices, word_labels, width)
+        else:
+            batch["labels"] = labels[index]
+        if teacher is not None and word_labels is not None:
+            rows, positions, logits = teacher.word_batch(indices, train)
+            batch["word_rows"], batch["word_positions"] = rows, positions
+            batch["teacher_logits"] = logits[:, order] if order is not None else logits
+        elif teacher is not None:
             logits = teacher.logits[index]
             batch["teacher_logits"] = logits[:, order] if order is not None else logits
-            width = batch["input_ids"].shape[1]
+        if teacher is not None:
             for position, layer in enumerate(teacher_layers):
                 batch[f"teacher_hidden_{position}"] = teacher.hidden_batch(layer, indices, width)
         return batch
@@ -103,7 +117,15 @@ def classification_task(
         parts: dict[str, Any] = {"ce": ce.detach()}
         kd_term = hidden_term = None
         if teacher is not None:
-            kd_term = losses.kd_loss(kd.kd_loss, logits, batch["teacher_logits"], kd.temperature)
+            student = logits
+            if "word_rows" in batch:  # token classification: the same words, side by side
+                student = logits[batch["word_rows"], batch["word_positions"]]
+            if student.shape[0]:
+                kd_term = losses.kd_loss(
+                    kd.kd_loss, student, batch["teacher_logits"], kd.temperature
+                )
+            else:  # no word of this batch has a token in both models
+                kd_term = logits.sum() * 0.0
             parts["kd"] = kd_term.detach()
         if use_hidden:
             targets = [batch[f"teacher_hidden_{i}"] for i in range(len(teacher_layers))]

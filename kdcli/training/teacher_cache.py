@@ -8,6 +8,10 @@ work. The cache is keyed by what determines the outputs exactly: the teacher's w
 the key), the layers kept and the precision. Files live under `--cache-dir` (default
 `$KDCLI_CACHE`, else `~/.cache/kdcli`) as `teacher-outputs/<key>.safetensors`: logits in float32;
 hidden states of real tokens only, in float16 to halve their size.
+
+For token classification the cache holds the teacher's logits *per word* (the logits of each
+word's token, NaN where the teacher's tokenizer gave a word no token), so a student with another
+tokenizer is distilled word by word; the words' split is part of the key.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 from array import array
@@ -43,11 +48,35 @@ def default_cache_dir() -> Path:
 class TeacherOutputs:
     """Teacher logits [examples, labels] and, per teacher layer, the hidden states of every
     real token of every example, concatenated ([tokens, width]; example i is rows
-    offsets[i]:offsets[i + 1])."""
+    offsets[i]:offsets[i + 1]). Token classification: `logits` are per word [words, labels],
+    example i's words are rows word_offsets[i]:word_offsets[i + 1]."""
 
     logits: torch.Tensor
     hidden: dict[int, torch.Tensor]
     offsets: torch.Tensor | None
+    word_offsets: torch.Tensor | None = None
+
+    def word_batch(
+        self, indices: Sequence[int], student: Encoded
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(batch rows, student token positions, teacher logits) of every word of `indices`
+        that has a token in both the student's encoding and the teacher's."""
+        assert self.word_offsets is not None and student.word_tokens is not None
+        rows, positions, teacher_rows = [], [], []
+        for row, index in enumerate(indices):
+            start = int(self.word_offsets[index])
+            for word, position in enumerate(student.word_tokens[index]):
+                if position >= 0:
+                    rows.append(row)
+                    positions.append(position)
+                    teacher_rows.append(start + word)
+        logits = self.logits[torch.tensor(teacher_rows, dtype=torch.long)]
+        keep = ~torch.isnan(logits).any(-1)
+        return (
+            torch.tensor(rows, dtype=torch.long)[keep],
+            torch.tensor(positions, dtype=torch.long)[keep],
+            logits[keep],
+        )
 
     def hidden_batch(self, layer: int, indices: Sequence[int], width: int) -> torch.Tensor:
         """[batch, width, hidden] for `indices`, zero-padded to `width` tokens, as float32."""
@@ -69,10 +98,19 @@ class CacheKey:
     input_ids_sha256: str
     layers: tuple[int, ...]
     bf16: bool
+    words_sha256: str | None = None  # token classification: how the texts split into words
 
     def digest(self) -> str:
-        text = json.dumps({"version": CACHE_VERSION, **self.__dict__}, sort_keys=True)
+        fields = {k: v for k, v in self.__dict__.items() if v is not None}
+        text = json.dumps({"version": CACHE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def words_hash(words: Sequence[Sequence[str]]) -> str:
+    digest = hashlib.sha256()
+    for row in words:
+        digest.update("\x1f".join(row).encode("utf-8") + b"\x1e")
+    return digest.hexdigest()
 
 
 def ids_hash(encoded: Encoded) -> str:
@@ -125,7 +163,9 @@ def load(path: Path) -> TeacherOutputs | None:
     hidden = {
         int(name.split(".", 1)[1]): t for name, t in tensors.items() if name.startswith("hidden.")
     }
-    return TeacherOutputs(tensors["logits"], hidden, tensors.get("offsets"))
+    return TeacherOutputs(
+        tensors["logits"], hidden, tensors.get("offsets"), tensors.get("word_offsets")
+    )
 
 
 def compute(
@@ -137,13 +177,21 @@ def compute(
     bf16: bool,
     progress: ProgressCallback | None = None,
 ) -> TeacherOutputs:
-    """Run the teacher (eval mode, no gradients) over length-sorted batches of `encoded`."""
+    """Run the teacher (eval mode, no gradients) over length-sorted batches of `encoded`;
+    with `encoded.word_tokens` (token classification) keep each word's logits."""
     lengths = encoded.lengths()
     offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
     offsets[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.long), 0)
     num_labels = int(teacher.config.num_labels)
     width = int(teacher.config.hidden_size)
-    logits = torch.empty((len(lengths), num_labels), dtype=torch.float32)
+    word_offsets = None
+    if encoded.word_tokens is not None:
+        counts = torch.tensor([len(w) for w in encoded.word_tokens], dtype=torch.long)
+        word_offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
+        word_offsets[1:] = torch.cumsum(counts, 0)
+        logits = torch.full((int(word_offsets[-1]), num_labels), math.nan, dtype=torch.float32)
+    else:
+        logits = torch.empty((len(lengths), num_labels), dtype=torch.float32)
     hidden = {layer: torch.empty((int(offsets[-1]), width), dtype=HIDDEN_DTYPE) for layer in layers}
     teacher.eval()
     batches = sorted_batches(lengths, batch_size)
@@ -152,14 +200,33 @@ def compute(
             batch = {k: v.to(device) for k, v in collate(encoded, indices).items()}
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = teacher(**batch, output_hidden_states=bool(layers))
-            logits[indices] = out.logits.float().cpu()
+            if word_offsets is not None:
+                _keep_word_logits(out.logits.float().cpu(), encoded, indices, word_offsets, logits)
+            else:
+                logits[indices] = out.logits.float().cpu()
             for layer in layers:
                 states = out.hidden_states[layer + 1].to("cpu", HIDDEN_DTYPE)
                 for row, index in enumerate(indices):
                     start, end = int(offsets[index]), int(offsets[index + 1])
                     hidden[layer][start:end] = states[row, : end - start]
             report(progress, "teacher outputs", done, len(batches))
-    return TeacherOutputs(logits, hidden, offsets if layers else None)
+    return TeacherOutputs(logits, hidden, offsets if layers else None, word_offsets)
+
+
+def _keep_word_logits(
+    batch_logits: torch.Tensor,
+    encoded: Encoded,
+    indices: Sequence[int],
+    word_offsets: torch.Tensor,
+    out: torch.Tensor,
+) -> None:
+    """Copy each word's token logits of a batch into `out` (words without a token stay NaN)."""
+    assert encoded.word_tokens is not None
+    for row, index in enumerate(indices):
+        start = int(word_offsets[index])
+        for word, position in enumerate(encoded.word_tokens[index]):
+            if position >= 0:
+                out[start + word] = batch_logits[row, position]
 
 
 def save(outputs: TeacherOutputs, path: Path, key: CacheKey) -> None:
@@ -171,6 +238,8 @@ def save(outputs: TeacherOutputs, path: Path, key: CacheKey) -> None:
         tensors[f"hidden.{layer}"] = states.contiguous()
     if outputs.offsets is not None:
         tensors["offsets"] = outputs.offsets.contiguous()
+    if outputs.word_offsets is not None:
+        tensors["word_offsets"] = outputs.word_offsets.contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     metadata = {"kdcli_cache_version": str(CACHE_VERSION), "key": json.dumps(key.__dict__)}

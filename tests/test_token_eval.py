@@ -1,0 +1,135 @@
+"""kdcli eval and kdcli export for token classifiers: per-language entity F1 (checked against
+seqeval), every report format, and export verification per word."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+MINI = Path(__file__).parent / "data" / "massive-mini"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def two_models(slot_teacher, tmp_path_factory) -> tuple[Path, Path]:
+    """The slot teacher and a half-depth copy of it (not distilled: a different model)."""
+    from typer.testing import CliRunner
+
+    from kdcli.cli import app
+
+    student = tmp_path_factory.mktemp("slot-student") / "student"
+    result = CliRunner().invoke(
+        app, ["shrink", str(slot_teacher), "--num-layers", "2", "--out", str(student), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    return slot_teacher, student
+
+
+def test_eval_reports_entity_scores_per_language(cli, two_models, tmp_path: Path):
+    seqeval = pytest.importorskip("seqeval.metrics")
+    from seqeval.scheme import IOB2
+
+    teacher, student = two_models
+    files = {s: tmp_path / f"report.{s}" for s in ("json", "csv", "md", "png")}
+    result = cli(
+        "eval", teacher, student, "--data", MINI, "--split", "test", "--quiet",
+        "--json", files["json"], "--csv", files["csv"], "--markdown", files["md"],
+        "--plot", files["png"], "--predictions", tmp_path / "predictions.jsonl",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "entity F1" in result.output
+    report = json.loads(files["json"].read_text())
+    assert report["task"] == "token-classification"
+    records = [json.loads(line) for line in (tmp_path / "predictions.jsonl").open()]
+    for model in report["models"]:
+        name = model["name"]
+        for language, scores in model["languages"].items():
+            mine = [r for r in records if r["language"] == language]
+            gold = [r["gold_tags"] for r in mine]
+            predicted = [r["predicted_tags"][name] for r in mine]
+            kwargs = dict(mode="strict", scheme=IOB2, zero_division=0)
+            assert scores["f1"] == pytest.approx(seqeval.f1_score(gold, predicted, **kwargs))
+            assert scores["precision"] == pytest.approx(
+                seqeval.precision_score(gold, predicted, **kwargs)
+            )
+            assert scores["accuracy"] == pytest.approx(seqeval.accuracy_score(gold, predicted))
+            slots = {"date", "time", "place_name", "weather_descriptor", "food_type"}
+            assert set(scores["type_f1"]) <= slots | {"artist_name", "music_genre"}
+        every = [r["gold_tags"] for r in records]
+        pooled = seqeval.f1_score(
+            every, [r["predicted_tags"][name] for r in records], mode="strict", scheme=IOB2
+        )
+        assert model["pooled"]["f1"] == pytest.approx(pooled)
+        average = sum(s["f1"] for s in model["languages"].values()) / 5
+        assert model["average"]["f1"] == pytest.approx(average)
+        worst = min(model["languages"].items(), key=lambda item: (item[1]["f1"], item[0]))
+        assert model["worst"] == {"language": worst[0], "accuracy": worst[1]["accuracy"],
+                                  "f1": worst[1]["f1"]}  # fmt: skip
+    second = report["models"][1]["vs_first"]["average"]
+    assert second["f1_delta"] == pytest.approx(
+        report["models"][1]["average"]["f1"] - report["models"][0]["average"]["f1"]
+    )
+    # tagged text: the gold of a MASSIVE example reads like its annot_utt
+    english = next(r for r in records if r["language"] == "en-US" and "[" in r["gold"])
+    assert english["gold"].count("[") == sum(t.startswith("B-") for t in english["gold_tags"])
+    rows = list(csv.DictReader(files["csv"].open()))
+    assert {"f1", "precision", "recall", "f1_delta"} <= set(rows[0])
+    assert "Entity F1 per type" in files["md"].read_text()
+    assert files["png"].stat().st_size > 0
+
+
+def test_eval_refuses_models_of_different_tasks(cli, slot_teacher, make_teacher):
+    intents = make_teacher("xlm-roberta")
+    result = cli("eval", slot_teacher, intents, "--data", MINI, "--quiet")
+    assert result.exit_code == 2 and "do not share a task" in result.output
+    result = cli("eval", slot_teacher, "--data", MINI, "--task", "sequence-classification")
+    assert result.exit_code == 2 and "drop --task" in result.output
+
+
+def test_eval_lists_the_tags_a_model_lacks(cli, slot_teacher, tmp_path):
+    data = tmp_path / "test.conll"
+    data.write_text("# language = en\nAda\tB-PER\nwakes\tO\n", encoding="utf-8")
+    result = cli("eval", slot_teacher, "--data", data, "--quiet")
+    assert result.exit_code == 2 and "missing B-PER" in result.output
+
+
+def test_export_verifies_tags_per_word(cli, slot_teacher, tmp_path):
+    out = tmp_path / "onnx"
+    result = cli(
+        "export", slot_teacher, "--onnx", "--out", out, "--verify-data", MINI, "--no-latency",
+        "--quiet", "--json", tmp_path / "export.json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "export.json").read_text())
+    assert summary["head"] == "token-classification"
+    check = summary["verification"]["fp32"]
+    assert check["agreement"] == 1.0 and set(check["per_language"]) == {
+        "ar-SA", "de-DE", "en-US", "ja-JP", "ru-RU"
+    }  # fmt: skip
+    # the export predicts the same tags as the PyTorch model, word by word, in kdcli eval
+    report = tmp_path / "both.json"
+    both = cli("eval", slot_teacher, out, "--data", MINI, "--quiet", "--json", report)
+    assert both.exit_code == 0, both.output
+    models = json.loads(report.read_text())["models"]
+    assert models[1]["vs_first"]["average"]["f1_delta"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_export_of_a_token_model_on_the_built_in_sentences(cli, slot_teacher, tmp_path):
+    result = cli(
+        "export", slot_teacher, "--onnx", "--out", tmp_path / "o", "--no-latency", "--quiet",
+        "--json", tmp_path / "e.json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    verification = json.loads((tmp_path / "e.json").read_text())["verification"]
+    assert verification["source"] == "built-in sentences" and verification["fp32"]["passed"]
