@@ -133,3 +133,18 @@ def test_export_of_a_token_model_on_the_built_in_sentences(cli, slot_teacher, tm
     assert result.exit_code == 0, result.output
     verification = json.loads((tmp_path / "e.json").read_text())["verification"]
     assert verification["source"] == "built-in sentences" and verification["fp32"]["passed"]
+
+
+def test_training_dev_f1_equals_eval_on_the_dev_split(cli, slot_teacher, tmp_path):
+    """One scorer and one batching path: the dev entity F1 finetune recorded is what kdcli eval
+    measures for the saved model."""
+    recorded = json.loads((slot_teacher / "kdcli.json").read_text())["metrics"]["dev"]
+    result = cli(
+        "eval", slot_teacher, "--data", MINI, "--split", "dev", "-q", "--json", tmp_path / "d.json"
+    )
+    assert result.exit_code == 0, result.output
+    model = json.loads((tmp_path / "d.json").read_text())["models"][0]
+    assert model["pooled"]["f1"] == pytest.approx(recorded["f1"], abs=1e-6)
+    assert model["pooled"]["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-6)
+    for language, scores in recorded["per_language"].items():
+        assert model["languages"][language]["f1"] == pytest.approx(scores["f1"], abs=1e-6)
