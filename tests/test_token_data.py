@@ -285,3 +285,36 @@ def test_tag_counts_merge_equals_counting_everything():
     merged.merge(count_tags(gold[:4], predicted[:4]))
     merged.merge(count_tags(gold[4:], predicted[4:]))
     assert merged == count_tags(gold, predicted)
+
+
+def test_massive_slots_from_the_hub_parquet_conversion(monkeypatch, tmp_path: Path):
+    """The Hub path (its parquet conversion) gives the same words and tags as a release."""
+    import huggingface_hub
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = {
+        "id": ["1", "2"],
+        "locale": ["zh-CN", "zh-CN"],
+        "partition": ["test", "test"],
+        "intent": [0, 0],
+        "utt": ["明天北京天气", "下雨吗"],
+        "annot_utt": ["[date : 明天][place_name : 北京]天气", "[weather_descriptor : 下雨]吗"],
+    }
+    name = "zh-CN/test/0000.parquet"
+    (tmp_path / "zh-CN" / "test").mkdir(parents=True)
+    pq.write_table(pa.table(rows), tmp_path / name)
+
+    class FakeApi:
+        def list_repo_files(self, repo, repo_type, revision):
+            return [name]
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: tmp_path / name)
+    examples = load_split(DataConfig("massive", task=TOKEN), "test")
+    assert examples.words == [list("明天北京天气"), list("下雨吗")]
+    assert examples.tags == [
+        ["B-date", "I-date", "B-place_name", "I-place_name", "O", "O"],
+        ["B-weather_descriptor", "I-weather_descriptor", "O"],
+    ]
+    assert examples.texts == rows["utt"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from factories import FAMILIES
 
 MINI = Path(__file__).parent / "data" / "massive-mini"
 
@@ -148,3 +149,69 @@ def test_training_dev_f1_equals_eval_on_the_dev_split(cli, slot_teacher, tmp_pat
     assert model["pooled"]["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-6)
     for language, scores in recorded["per_language"].items():
         assert model["languages"][language]["f1"] == pytest.approx(scores["f1"], abs=1e-6)
+
+
+SLOT_TAGS = ("O", "B-date", "I-date", "B-time", "I-time", "B-place_name", "I-place_name")
+SLOW_FAMILIES = ("bert", "electra", "distilbert")  # the same graph shape: as in test_export.py
+
+
+@pytest.mark.parametrize(
+    "family",
+    [pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FAMILIES else f for f in FAMILIES],
+)
+def test_every_family_exports_a_token_classifier_that_agrees_per_word(
+    family, make_teacher, tmp_path
+):
+    """Export agreement per word on every family: fp32 within atol and the same tag on every
+    word of the sample's test split; int8 on at least 99% of the words."""
+    from kdcli.steps.export import ExportConfig, export
+
+    model = make_teacher(family, head="token-classification", labels=SLOT_TAGS)
+    data = tmp_path / "test.conll"
+    data.write_text(
+        "# language = en-US\nwake\tO\nme\tO\nat\tO\nseven\tB-time\nam\tI-time\n\n"
+        "# language = de-DE\nwetter\tO\nin\tO\nberlin\tB-place_name\nmorgen\tB-date\n",
+        encoding="utf-8",
+    )
+    result = export(
+        ExportConfig(str(model), out=tmp_path / "onnx", quantize="int8", latency=False,
+                     verify_data=str(data))
+    )  # fmt: skip
+    assert result.passed and result.head == "token-classification"
+    assert result.verification.fp32.agreement == 1.0
+    assert result.verification.int8 is not None and result.verification.int8.agreement >= 0.99
+    assert set(result.verification.fp32.per_language) == {"en-US", "de-DE"}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_kd_on_token_logits_for_every_family(family, make_teacher):
+    """Per-word KD on every family: the KD term is the MSE of the student's word logits
+    (read at each word's token) against the teacher's logits of the same words."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from kdcli.data.batching import encode_words
+    from kdcli.training.loop import EvalSet
+    from kdcli.training.objective import KdSettings, classification_task
+    from kdcli.training.teacher_cache import TeacherOutputs
+
+    path = make_teacher(family, head="token-classification", labels=SLOT_TAGS[:3])
+    model = AutoModelForTokenClassification.from_pretrained(path).eval()
+    words = [["wake", "me", "up"], ["明", "日", "の", "朝"]]
+    encoded = encode_words(AutoTokenizer.from_pretrained(path), words, 32)
+    assert encoded.word_tokens is not None
+    teacher = TeacherOutputs(torch.randn(7, 3), {}, None, torch.tensor([0, 3, 7]))
+    dev = EvalSet(encoded, [], ["en", "ja"], [[0] * 3, [0] * 4], list(SLOT_TAGS[:3]))
+    task = classification_task(
+        model, encoded, [], dev, teacher=teacher, kd=KdSettings("mse", 1.0, 1.0, 0.0),
+        word_labels=[[0, 1, 2], [1, 2, 2, 0]],
+    )  # fmt: skip
+    batch = task.make_batch([0, 1])
+    _, parts = task.loss(model, batch)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    pairs = [(row, w) for row in (0, 1) for w in range(len(words[row]))]
+    pairs = [(row, w) for row, w in pairs if encoded.word_tokens[row][w] >= 0]
+    student = torch.stack([logits[row, encoded.word_tokens[row][w]] for row, w in pairs])
+    target = teacher.logits[[(0 if row == 0 else 3) + w for row, w in pairs]]
+    expected = torch.nn.functional.mse_loss(student, target)
+    assert float(parts["kd"]) == pytest.approx(float(expected), rel=1e-4)
