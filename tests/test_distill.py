@@ -275,7 +275,7 @@ def test_labels_the_teacher_does_not_know(models, tmp_path):
 
 
 def test_a_teacher_without_a_classification_head_is_refused(models, tmp_path):
-    with pytest.raises(KdcliError, match="has no sequence-classification head"):
+    with pytest.raises(KdcliError, match="has no classification head"):
         distill(
             _config(models.student, tmp_path / "o", tmp_path / "c", teacher=str(models.encoder))
         )
