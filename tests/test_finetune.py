@@ -156,12 +156,15 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(models, cli, tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
-def test_missing_model_and_token_classifiers_are_refused(make_teacher, cli, tmp_path):
+def test_missing_model_and_token_classifiers_as_sequence_classifiers_are_refused(
+    make_teacher, cli, tmp_path
+):
     result = cli("finetune", tmp_path / "nope", "--data", MINI, "--out", tmp_path / "o")
     assert result.exit_code == 2 and "does not exist" in result.output
     tagger = make_teacher("bert", head="token-classification")
-    with pytest.raises(KdcliError, match="token-classification"):
-        finetune(FinetuneConfig(str(tagger), str(MINI), tmp_path / "o", train_config(max_steps=1)))
+    data = DataConfig(str(MINI), task="sequence-classification")
+    with pytest.raises(KdcliError, match="token-classification model but --task"):
+        finetune(FinetuneConfig(str(tagger), data, tmp_path / "o", train_config(max_steps=1)))
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.checkpoints").exists()
 
 
