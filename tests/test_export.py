@@ -242,11 +242,11 @@ def test_verify_data_takes_the_test_split_sampled_per_language(tmp_path):
     config = ExportConfig(
         "m", out=tmp_path / "o", verify_data=str(data), languages="en-US,de-DE", verify_samples=4
     )
-    text = _verify_text(config)
+    text = _verify_text(config, "sequence-classification")
     assert text.source == str(data)
     assert sorted(set(text.languages)) == ["de-DE", "en-US"]
     assert len(text.texts) == 8
-    assert text.texts == _verify_text(config).texts  # the same seed draws the same texts
+    assert text.texts == _verify_text(config, "sequence-classification").texts  # the same seed draws the same texts
 
 
 def _near_tie_classifier(folder: Path) -> Path:
@@ -316,9 +316,9 @@ def test_reduce_range_follows_the_instruction_set(monkeypatch):
     import kdcli.runtime.onnx_graph as tools
 
     monkeypatch.setattr(tools.platform, "machine", lambda: "x86_64")
-    monkeypatch.setattr(tools, "_cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
+    monkeypatch.setattr(tools, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
     assert tools.cpu_int8().reduce_range is False
-    monkeypatch.setattr(tools, "_cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(tools, "cpu_flags", lambda: {"avx2", "fma"})
     assert tools.cpu_int8().reduce_range is True
     monkeypatch.setattr(tools.platform, "machine", lambda: "arm64")
     assert tools.cpu_int8().reduce_range is False
