@@ -130,6 +130,10 @@ def test_plan_counts_optimizer_steps():
         ({"lr": 3.0}, "--lr"),
         ({"weight_decay": -0.1}, "--weight-decay"),
         ({"warmup_ratio": 1.0}, "--warmup-ratio"),
+        ({"max_grad_norm": 0.0}, "--max-grad-norm"),
+        ({"max_grad_norm": -1.0}, "--max-grad-norm"),
+        ({"max_grad_norm": float("inf")}, "--max-grad-norm"),
+        ({"max_grad_norm": float("nan")}, "--max-grad-norm"),
         ({"report_to": "wandb"}, "--report-to"),
     ],
 )
@@ -189,6 +193,29 @@ def test_the_best_dev_epoch_is_kept_not_the_last(tmp_path):
         "de-DE": {"accuracy": 1.0, "examples": 2},
         "en-US": {"accuracy": 1.0, "examples": 2},
     }
+
+
+def test_defaults_warm_up_and_do_not_clip():
+    config = TrainConfig()
+    assert (config.warmup_ratio, config.max_grad_norm) == (0.06, None)
+    assert plan_steps(3200, config, 1).warmup_steps == 18  # 6% of 3 x 100 steps
+
+
+@pytest.mark.parametrize("max_grad_norm", [None, 0.01])
+def test_gradients_are_clipped_only_when_asked(tmp_path, monkeypatch, max_grad_norm):
+    from accelerate import Accelerator
+
+    norms = []
+    original = Accelerator.clip_grad_norm_
+
+    def spy(self, parameters, max_norm, *args, **kwargs):
+        norms.append(max_norm)
+        return original(self, parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "clip_grad_norm_", spy)
+    _, outcome = _fit_bias(tmp_path, max_grad_norm=max_grad_norm, max_steps=2)
+    assert norms == ([] if max_grad_norm is None else [0.01, 0.01])
+    assert outcome.state.step == 2  # 20 examples in batches of 10
 
 
 def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):

@@ -149,7 +149,12 @@ GRAD_ACCUM_OPTION = typer.Option(
 )
 MAX_LENGTH_OPTION = typer.Option(128, "--max-length", help="Truncate texts to this many tokens.")
 WARMUP_OPTION = typer.Option(
-    0.0, "--warmup-ratio", help="Share of the steps for linear warmup; then linear decay to 0."
+    0.06, "--warmup-ratio", help="Share of the steps for linear warmup; then linear decay to 0."
+)
+MAX_GRAD_NORM_OPTION = typer.Option(
+    None,
+    "--max-grad-norm",
+    help="Clip the gradient's total norm to this value (default: no clipping).",
 )
 WEIGHT_DECAY_OPTION = typer.Option(
     0.01, "--weight-decay", help="AdamW weight decay (not applied to biases and norms)."
