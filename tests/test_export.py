@@ -246,7 +246,8 @@ def test_verify_data_takes_the_test_split_sampled_per_language(tmp_path):
     assert text.source == str(data)
     assert sorted(set(text.languages)) == ["de-DE", "en-US"]
     assert len(text.texts) == 8
-    assert text.texts == _verify_text(config, "sequence-classification").texts  # the same seed draws the same texts
+    # the same seed draws the same texts
+    assert text.texts == _verify_text(config, "sequence-classification").texts
 
 
 def _near_tie_classifier(folder: Path) -> Path:
