@@ -80,7 +80,7 @@ def test_splits_languages_and_aliases(release: Path):
     assert dev.split == "dev"
     assert dev.texts == ["九時にアラーム"]
     assert normalize_split("val") == "dev"
-    with pytest.raises(KdcliError, match="--split 'training' is unknown"):
+    with pytest.raises(KdcliError, match="split 'training' is unknown"):
         normalize_split("training")
 
 
@@ -146,9 +146,7 @@ def test_csv_file_with_explicit_columns_and_no_language(tmp_path: Path):
     assert examples.labels == ["billing", "account"]
     assert examples.languages == ["und", "und"]
     assert examples.notes  # says that there was no language column
-    with pytest.raises(
-        KdcliError, match=r"no column 'missing' for --text-column; columns are body"
-    ):
+    with pytest.raises(KdcliError, match=r"no column 'missing' for text_column; columns are body"):
         load_split(DataConfig(str(path), text_column="missing"), "test")
     with pytest.raises(KdcliError, match=r"no text column \(looked for text, utt, sentence\)"):
         load_split(DataConfig(str(path)), "test")
@@ -301,7 +299,7 @@ def test_empty_split_and_bad_samples(tmp_path: Path):
     path.write_text('{"text": "a", "label": "x", "split": "train"}\n')
     with pytest.raises(KdcliError, match="the test split is empty"):
         load_split(DataConfig(str(path)), "test")
-    with pytest.raises(KdcliError, match="--samples-per-language 0 must be at least 1"):
+    with pytest.raises(KdcliError, match="samples_per_language 0 must be at least 1"):
         load_split(DataConfig(str(path), samples_per_language=0), "train")
 
 

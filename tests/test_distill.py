@@ -148,7 +148,7 @@ def test_kl_with_temperature_and_alpha(models, tmp_path):
 
 def test_hidden_state_loss_follows_the_copied_layers_with_a_projection(models, tmp_path):
     narrow = tmp_path / "narrow"
-    shrink(ShrinkConfig(str(models.teacher), out=narrow, layers="1,3", hidden_size=32))
+    shrink(ShrinkConfig(str(models.teacher), out=narrow, layers=[1, 3], hidden_size=32))
     result = distill(_config(narrow, tmp_path / "o", tmp_path / "c", hidden_loss_weight=1.0))
     assert result.layer_map == [[0, 1], [1, 3]]  # student layer i -> teacher layer kept[i]
     lines = [json.loads(x) for x in (tmp_path / "o" / "metrics.jsonl").read_text().splitlines()]
@@ -361,7 +361,7 @@ def three_intents(tmp_path_factory) -> Path:
 def test_every_family_distils_with_hidden_states(family, make_teacher, three_intents, tmp_path):
     teacher = make_teacher(family)
     student = tmp_path / "student"
-    shrink(ShrinkConfig(str(teacher), out=student, layers="1,3"))
+    shrink(ShrinkConfig(str(teacher), out=student, layers=[1, 3]))
     result = distill(
         DistillConfig(str(student), str(three_intents), tmp_path / "o", cache_dir=tmp_path / "c",
                       hidden_loss_weight=1.0, train=train_config(max_steps=2))

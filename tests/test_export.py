@@ -240,7 +240,11 @@ def test_verify_data_takes_the_test_split_sampled_per_language(tmp_path):
     ]
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
     config = ExportConfig(
-        "m", out=tmp_path / "o", verify_data=str(data), languages="en-US,de-DE", verify_samples=4
+        "m",
+        out=tmp_path / "o",
+        verify_data=str(data),
+        languages=["en-US", "de-DE"],
+        verify_samples=4,
     )
     text = _verify_text(config, "sequence-classification")
     assert text.source == str(data)

@@ -140,7 +140,7 @@ def test_the_python_api_accepts_a_data_name(models, tmp_path):
         (["--data", str(MINI), "--train-languages", "fr-FR"], "fr-FR not in --data"),
         (["--data", str(MINI), "--samples-per-language", "0"], "--samples-per-language 0"),
         (["--data", str(MINI), "--lr", "0"], "--lr 0.0 must be greater than zero"),
-        (["--data", str(MINI), "--epochs", "0"], "--epochs 0 must be an integer of at least 1"),
+        (["--data", str(MINI), "--epochs", "0"], "--epochs 0 must be at least 1"),
         (["--data", str(MINI), "--batch-size", "-2"], "--batch-size -2"),
         (["--data", str(MINI), "--warmup-ratio", "1.5"], "--warmup-ratio 1.5"),
         (["--data", str(MINI), "--report-to", "wandb"], "--report-to 'wandb' is unknown"),

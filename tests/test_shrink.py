@@ -114,7 +114,7 @@ def test_every_kept_tensor_is_the_teachers_slice_bit_for_bit(
         ShrinkConfig(
             str(teacher),
             out=tmp_path / "s",
-            layers="1,3",
+            layers=[1, 3],
             hidden_size=16,
             intermediate_size=40,
             width_strategy=strategy,
@@ -135,7 +135,7 @@ def test_first_strategy_keeps_leading_heads_channels_and_neurons(make_teacher, t
     teacher = make_teacher("bert")
     shrink(
         ShrinkConfig(
-            str(teacher), out=tmp_path / "s", layers="2", hidden_size=16, intermediate_size=40
+            str(teacher), out=tmp_path / "s", layers=[2], hidden_size=16, intermediate_size=40
         )
     )
     t = load_file(teacher / "model.safetensors")
@@ -169,7 +169,9 @@ def test_modernbert_fused_projections_are_sliced_per_part(make_teacher, tmp_path
 def test_modernbert_student_starting_at_a_later_layer_drops_that_layers_attention_norm(
     make_teacher, tmp_path
 ):
-    result = shrink(ShrinkConfig(str(make_teacher("modernbert")), out=tmp_path / "s", layers="1,2"))
+    result = shrink(
+        ShrinkConfig(str(make_teacher("modernbert")), out=tmp_path / "s", layers=[1, 2])
+    )
     names = load_file(tmp_path / "s" / "model.safetensors")
     assert "model.layers.0.attn_norm.weight" not in names
     assert "model.layers.1.attn_norm.weight" in names
@@ -352,7 +354,7 @@ def test_pickle_checkpoints_need_the_explicit_flag(make_teacher, tmp_path):
     pickled.mkdir()
     torch.save(state, pickled / "pytorch_model.bin")
     (pickled / "config.json").write_text((teacher / "config.json").read_text())
-    with pytest.raises(KdcliError, match="--allow-pickle"):
+    with pytest.raises(KdcliError, match="allow_pickle"):
         shrink(ShrinkConfig(str(pickled), out=tmp_path / "s", num_layers=2))
     assert not (tmp_path / "s").exists()
     shrink(ShrinkConfig(str(pickled), out=tmp_path / "s", num_layers=2, allow_pickle=True))
@@ -393,3 +395,23 @@ def test_python_api_accepts_a_list_of_layers(make_teacher, tmp_path):
         kdcli.ShrinkConfig(str(make_teacher("bert")), out=tmp_path / "s", layers=[0, 2])
     )
     assert result.kept_layers == [0, 2]
+
+
+def test_a_plan_that_does_not_match_the_model_fails_before_anything_is_written(
+    make_teacher, tmp_path, monkeypatch
+):
+    import kdcli.steps.shrink as shrink_module
+
+    planned = shrink_module._student_config
+
+    def wrong_config(*args, **kwargs):
+        config = planned(*args, **kwargs)
+        config["intermediate_size"] += 1  # transformers would build other shapes than planned
+        return config
+
+    monkeypatch.setattr(shrink_module, "_student_config", wrong_config)
+    out = tmp_path / "s"
+    with pytest.raises(KdcliError, match=r"intermediate\.dense\.weight is \(64, 32\)"):
+        shrink(ShrinkConfig(str(make_teacher("bert")), out=out, num_layers=2))
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

@@ -285,7 +285,9 @@ def test_kept_rows_are_the_teachers_rows_and_provenance_records_the_map(
 ):
     teacher = big_vocab_teacher("xlm-roberta")
     result = shrink(
-        ShrinkConfig(str(teacher), out=tmp_path / "s", vocab_from=MINI, languages="en-US,de-DE")
+        ShrinkConfig(
+            str(teacher), out=tmp_path / "s", vocab_from=MINI, languages=["en-US", "de-DE"]
+        )
     )
     record = json.loads((tmp_path / "s" / "kdcli.json").read_text())["vocab"]
     kept = from_ranges(record["kept"])

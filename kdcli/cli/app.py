@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from kdcli._version import __version__
 from kdcli.cli import render
+from kdcli.cli.options import option_name
 from kdcli.core.errors import CheckFailedError, KdcliError
 
 WORKFLOW = ("finetune", "shrink", "distill", "eval", "export")
@@ -49,10 +50,10 @@ class KdcliGroup(TyperGroup):
             if code == 130:  # Typer turns Ctrl-C into Exit(130) before it reaches us
                 render.error("interrupted; nothing half-written was left behind")
         except KdcliError as err:
-            render.error(str(err))
+            render.error(err.render(option_name))
             code = 2
         except CheckFailedError as err:
-            render.error(str(err))
+            render.error(err.render(option_name))
             code = 1
         except KeyboardInterrupt:
             render.error("interrupted; nothing half-written was left behind")

@@ -21,6 +21,7 @@ from kdcli.cli.options import (
     TAG_SCHEME_OPTION,
     TASK_OPTION,
     TEXT_COLUMN_OPTION,
+    parse_names,
 )
 
 
@@ -96,7 +97,7 @@ def eval_command(
         models=model,
         data=data,
         split=split,
-        languages=languages,
+        languages=parse_names(languages),
         batch_size=batch_size,
         max_length=max_length,
         threads=threads,
@@ -127,8 +128,6 @@ def _eval_done(report: Any, written: list[Path]) -> str:
 def _eval_next(report: Any, config: Any, outputs: Any) -> str:
     """Export the last PyTorch model; with an export in the table, time the models; when they
     are timed, write the report to share."""
-    from kdcli.core.validation import parse_csv
-
     pytorch = [m for m in report.models if m.kind == "pytorch"]
     if pytorch and len(pytorch) == len(report.models):
         name = pytorch[-1].path
@@ -136,7 +135,7 @@ def _eval_next(report: Any, config: Any, outputs: Any) -> str:
     again = f"kdcli eval {' '.join(m.path for m in report.models)} --data {config.data}"
     again += f" --split {report.split}"
     if config.languages:
-        again += f" --languages {','.join(parse_csv(config.languages) or [])}"
+        again += f" --languages {','.join(config.languages)}"
     if not config.speed:
         return f"{again} --speed"
     if outputs.markdown is None:

@@ -20,6 +20,7 @@ from kdcli.cli.options import (
     TAG_SCHEME_OPTION,
     TASK_OPTION,
     check_json,
+    parse_names,
     write_json,
 )
 
@@ -114,7 +115,7 @@ def export(
         quantize=quantize,
         optimize=optimize,
         verify_data=verify_data,
-        languages=languages,
+        languages=parse_names(languages),
         verify_samples=verify_samples,
         atol=atol,
         min_agreement=min_agreement,

@@ -13,6 +13,36 @@ import typer
 
 from kdcli.core.errors import KdcliError
 
+# Settings the library names by a config field that the CLI takes as an argument, not an option.
+ARGUMENTS = {"models": "MODEL", "model": "MODEL", "source": "SOURCE"}
+
+
+def option_name(name: str) -> str:
+    """How the command line names a library setting: `batch_size` -> `--batch-size`."""
+    return ARGUMENTS.get(name) or "--" + name.replace("_", "-")
+
+
+def parse_names(value: str | None) -> list[str] | None:
+    """`en-US,de-DE` as a list of stripped, non-empty items (None: not given)."""
+    if value is None:
+        return None
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    return items or None
+
+
+def parse_ints(option: str, value: str | None, example: str = "0,2,4") -> list[int] | None:
+    """`0,2,4` as a list of integers, for the library setting `option`."""
+    if value is None:
+        return None
+    parts = [part.strip() for part in value.split(",")]
+    fix = f"give comma-separated integers such as {example}"
+    if not value.strip() or any(part == "" for part in parts):
+        raise KdcliError("is empty or has an empty item", option=option, value=value, fix=fix)
+    try:
+        return [int(part) for part in parts]
+    except ValueError as err:
+        raise KdcliError("is not a list of integers", option=option, value=value, fix=fix) from err
+
 
 def load_yaml_options(path: Path) -> dict[str, Any]:
     """A `--config FILE.yaml` as {option_name: value}; `num-layers` and `num_layers` both work."""
@@ -87,7 +117,7 @@ def check_json(path: Path | None) -> None:
     if path is not None:
         from kdcli.files.outputs import check_output_file
 
-        check_output_file(path, "--json")
+        check_output_file(path, "json")
 
 
 def write_json(path: Path | None, result: Any) -> None:

@@ -17,6 +17,8 @@ from kdcli.cli.options import (
     REVISION_OPTION,
     SEED_OPTION,
     check_json,
+    parse_ints,
+    parse_names,
     write_json,
 )
 
@@ -111,7 +113,7 @@ def shrink(
     shrink_config = ShrinkConfig(
         source=source,
         out=out,
-        layers=layers,
+        layers=parse_ints("layers", layers, example="0,2,4,7,9,11"),
         num_layers=num_layers,
         layer_strategy=layer_strategy,
         hidden_size=hidden_size,
@@ -121,7 +123,7 @@ def shrink(
         vocab_from=vocab_from,
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        languages=languages,
+        languages=parse_names(languages),
         calib_data=calib_data,
         calib_samples=calib_samples,
         random_init=random_init,

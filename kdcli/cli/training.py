@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from kdcli.cli import render
+from kdcli.cli.options import option_name, parse_names
 
 
 def is_main_process() -> bool:
@@ -16,13 +17,12 @@ def is_main_process() -> bool:
 
 def train_data_config(params: dict[str, Any]) -> Any:
     """The DataConfig of finetune/distill, from the command's parameters of the same names."""
-    from kdcli.core.validation import parse_csv
     from kdcli.data.splits import DataConfig
 
     return DataConfig(
         data=params["data"],
-        languages=parse_csv(params["languages"]),
-        train_languages=parse_csv(params["train_languages"]),
+        languages=parse_names(params["languages"]),
+        train_languages=parse_names(params["train_languages"]),
         samples_per_language=params["samples_per_language"],
         text_column=params["text_column"],
         label_column=params["label_column"],
@@ -51,5 +51,5 @@ def run_training(run: Any, config: Any, quiet: bool) -> Any:
         with render.progress_bars(not quiet and is_main_process()) as progress:
             return run(config, progress)
     except TrainingInterrupted as err:
-        render.note(str(err))
+        render.note(err.render(option_name))
         raise

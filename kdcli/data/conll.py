@@ -33,8 +33,11 @@ def language_column_number(value: str | None, path: Path) -> int | None:
         return None
     if not value.isdigit() or int(value) < 1:
         raise KdcliError(
-            f"--language-column {value!r}: in a CoNLL file ({path}) columns have no names; "
-            "give the language column's number (1 is the word), or use # language = xx comments"
+            f": in a CoNLL file ({path}) columns have no names",
+            option="language_column",
+            value=value,
+            fix="give the language column's number (1 is the word), or use # language = xx "
+            "comments",
         )
     return int(value)
 

@@ -21,11 +21,11 @@ import os
 import re
 import tarfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
-from kdcli.core.errors import KdcliError, one_line
+from kdcli.core.errors import KdcliError, one_line, option_ref
 from kdcli.data.conll import CONLL_SUFFIXES, read_conll
 from kdcli.data.slots import AnnotationError, parse_annot_utt
 
@@ -67,15 +67,50 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True)
 class Source:
-    """What `--data` resolved to, for error messages and provenance."""
+    """What a DATA spec resolved to, for error messages and provenance. `option` is the setting
+    it was given as (`data`, or e.g. `vocab_from`), which errors about the data name."""
 
     kind: str  # massive-hub | massive-release | files | hub
     location: str
     revision: str | None = None
+    option: str = "data"
 
 
-def resolve(spec: str) -> Source:
-    """Decide what kind of data `spec` names, without reading it yet."""
+def resolve(spec: str, option: str = "data") -> Source:
+    """Decide what kind of data `spec` (given as setting `option`) names, without reading it."""
+    try:
+        return replace(_resolve(spec), option=option)
+    except KdcliError as err:
+        raise (err.about(option) if err.option == "data" else err) from None
+
+
+def read_rows(
+    source: Source,
+    split: str,
+    columns: Columns,
+    revision: str | None,
+    locales: Sequence[str] | None = None,
+    task: str | None = None,
+    locales_option: str = "languages",
+) -> list[Row]:
+    """All rows of one split (train | dev | test); `locales` (the setting `locales_option`) lets
+    MASSIVE skip other downloads.
+
+    `task` None lets the data decide: MASSIVE and text/label columns are sequence classification,
+    CoNLL files and word/tag list columns token classification (rows then hold words and tags).
+    Errors about the data name the setting it was given as (`source.option`).
+    """
+    try:
+        return _read_rows(source, split, columns, revision, locales, task)
+    except KdcliError as err:
+        if err.option == "data":
+            raise err.about(source.option) from None
+        if err.option == "languages":
+            raise err.about(locales_option) from None
+        raise
+
+
+def _resolve(spec: str) -> Source:
     path = Path(spec).expanduser()
     if spec.lower() == "massive":
         return Source("massive-hub", MASSIVE_REPO, MASSIVE_REVISION)
@@ -89,28 +124,28 @@ def resolve(spec: str) -> Source:
         ".gz",
         ".tar",
     ):
-        raise KdcliError(f"--data {spec}: no such file or folder; check the path")
+        raise KdcliError(
+            ": no such file or folder", option="data", value=spec, fix="check the path"
+        )
     if not re.fullmatch(r"[\w.-]+/[\w.-]+(:[\w.-]+)?", spec):
         raise KdcliError(
-            f"--data {spec!r} is not a known dataset: use massive, a local MASSIVE release, "
-            "a .jsonl/.csv/.parquet file or folder, or a Hub dataset id like owner/name"
+            "is not a known dataset",
+            option="data",
+            value=spec,
+            fix="use massive, a local MASSIVE release, a .jsonl/.csv/.parquet file or folder, or "
+            "a Hub dataset id like owner/name",
         )
     return Source("hub", spec)
 
 
-def read_rows(
+def _read_rows(
     source: Source,
     split: str,
     columns: Columns,
     revision: str | None,
-    locales: Sequence[str] | None = None,
-    task: str | None = None,
+    locales: Sequence[str] | None,
+    task: str | None,
 ) -> list[Row]:
-    """All rows of one split (train | dev | test); `locales` lets MASSIVE skip other downloads.
-
-    `task` None lets the data decide: MASSIVE and text/label columns are sequence classification,
-    CoNLL files and word/tag list columns token classification (rows then hold words and tags).
-    """
     if source.kind == "massive-hub":
         return list(_massive_hub(split, revision or MASSIVE_REVISION, locales, task == TOKEN))
     if source.kind == "massive-release":
@@ -186,15 +221,19 @@ def _tar_members(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
             )
             if not members:
                 raise KdcliError(
-                    f"--data {path}: the archive holds no <locale>.jsonl files; is it a MASSIVE "
-                    "release (amazon-massive-dataset-1.x.tar.gz)?"
+                    ": the archive holds no <locale>.jsonl files; is it a MASSIVE release "
+                    "(amazon-massive-dataset-1.x.tar.gz)?",
+                    option="data",
+                    value=path,
                 )
             for member in members:
                 handle = archive.extractfile(member)
                 assert handle is not None
                 yield f"{path}:{member.name}", handle
     except (tarfile.TarError, EOFError, OSError) as err:
-        raise KdcliError(f"--data {path} is not a readable tar archive: {one_line(err)}") from err
+        raise KdcliError(
+            f"is not a readable tar archive: {one_line(err)}", option="data", value=path
+        ) from err
 
 
 # --- MASSIVE from the Hub ----------------------------------------------------------------------
@@ -209,23 +248,27 @@ def _massive_hub(
         files = HfApi().list_repo_files(MASSIVE_REPO, repo_type="dataset", revision=revision)
     except Exception as err:  # hub errors come in many types; all mean "could not list it"
         raise KdcliError(
-            f"--data massive: cannot reach {MASSIVE_REPO} on the Hugging Face Hub "
-            f"({one_line(err)[:120]}); check your network, or pass a local MASSIVE release "
-            "(amazon-massive-dataset-1.1.tar.gz or its data/ folder)"
+            f": cannot reach {MASSIVE_REPO} on the Hugging Face Hub ({one_line(err)[:120]}); "
+            "check your network, or pass a local MASSIVE release "
+            "(amazon-massive-dataset-1.1.tar.gz or its data/ folder)",
+            option="data",
+            value="massive",
         ) from err
     wanted = f"/{MASSIVE_SPLITS[split]}/"
     parquet = sorted(
         f for f in files if wanted in f and f.endswith(".parquet") and not f.startswith("all")
     )
     if not parquet:
-        raise KdcliError(f"--data massive: no {split} files at revision {revision}")
+        raise KdcliError(
+            f": no {split} files at revision {revision}", option="data", value="massive"
+        )
     if locales:  # one folder per locale: download only the ones asked for
         available = sorted({name.split("/")[0] for name in parquet})
         missing = [locale for locale in locales if locale not in available]
         if missing:
             raise KdcliError(
-                f"--languages: {', '.join(missing)} not in MASSIVE; available: "
-                f"{', '.join(available)}"
+                f": {', '.join(missing)} not in MASSIVE; available: {', '.join(available)}",
+                option="languages",
             )
         parquet = [name for name in parquet if name.split("/")[0] in locales]
     for name in parquet:
@@ -272,8 +315,10 @@ def _files(path: Path, split: str, columns: Columns, task: str | None) -> list[R
     if file.suffix in CONLL_SUFFIXES:
         if task == SEQUENCE:
             raise KdcliError(
-                f"--data {file} is a CoNLL token file: it trains and scores token "
-                "classification, not sequence classification"
+                "is a CoNLL token file: it trains and scores token classification, not sequence "
+                "classification",
+                option="data",
+                value=file,
             )
         return list(read_conll(file, columns.language))
     return _rows_from_records(
@@ -289,9 +334,12 @@ def _split_file(folder: Path, split: str) -> Path:
                 return folder / f"{stem}{suffix}"
     found = sorted(p.name for p in folder.iterdir() if p.suffix in suffixes)
     raise KdcliError(
-        f"--data {folder} has no {split} file (looked for "
+        f"has no {split} file (looked for "
         f"{', '.join(s + '.jsonl|csv|parquet|conll' for s in SPLIT_FILE_NAMES[split])}; found "
-        f"{', '.join(found) or 'no data files'}): name the files train/dev/test"
+        f"{', '.join(found) or 'no data files'})",
+        option="data",
+        value=folder,
+        fix="name the files train/dev/test",
     )
 
 
@@ -311,7 +359,9 @@ def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
             yield index, record
     else:
         raise KdcliError(
-            f"--data {path}: unsupported file type {path.suffix!r}; use .jsonl, .csv or .parquet"
+            f": unsupported file type {path.suffix!r}; use .jsonl, .csv or .parquet",
+            option="data",
+            value=path,
         )
 
 
@@ -439,8 +489,8 @@ def _pick_columns(
         if option is not None:
             if option not in record:
                 raise KdcliError(
-                    f"{path}: no column {option!r} for --{role}-column; columns are "
-                    f"{', '.join(map(str, record))}"
+                    f"{path}: no column {option!r} for {option_ref(role + '_column')}; columns "
+                    f"are {', '.join(map(str, record))}"
                 )
             chosen[role] = option
             continue
@@ -448,7 +498,7 @@ def _pick_columns(
         if found is None and role != "language":
             raise KdcliError(
                 f"{path}: no {role} column (looked for {', '.join(defaults[role])}); "
-                f"columns are {', '.join(map(str, record))}: pass --{role}-column"
+                f"columns are {', '.join(map(str, record))}: pass {option_ref(role + '_column')}"
             )
         chosen[role] = found
     return chosen
@@ -483,11 +533,12 @@ def _hub_dataset(
             offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
             hint = "HF_HUB_OFFLINE is set" if offline else "check the id and your network"
             raise KdcliError(
-                f"--data {spec}: cannot load this dataset from the Hub ({hint}): "
-                f"{one_line(err)[:160]}"
+                f": cannot load this dataset from the Hub ({hint}): {one_line(err)[:160]}",
+                option="data",
+                value=spec,
             ) from err
     else:
-        raise KdcliError(f"--data {spec} has no {split} split: {errors[-1][:160]}")
+        raise KdcliError(f"has no {split} split: {errors[-1][:160]}", option="data", value=spec)
     names = {column: _feature_names(feature) for column, feature in dataset.features.items()}
     records = []
     for index, record in enumerate(dataset, start=1):

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
+from kdcli.core.validation import check_choice, check_int, check_names
 from kdcli.data.sources import SEQUENCE, TASKS, TOKEN, Columns, Row, Source, read_rows, resolve
 from kdcli.data.tags import check_scheme, tag_names, to_iob2
 
@@ -128,45 +129,54 @@ class Examples:
 def normalize_split(split: str) -> str:
     name = _SPLIT_ALIASES.get(split.lower(), split.lower())
     if name not in SPLITS:
-        raise KdcliError(f"--split {split!r} is unknown: choose train, dev (validation) or test")
+        raise KdcliError(
+            "is unknown", option="split", value=split, fix="choose train, dev (validation) or test"
+        )
     return name
 
 
-def load_split(config: DataConfig, split: str) -> Examples:
-    """The examples of one split, filtered by language and sampled as configured."""
+def load_split(config: DataConfig, split: str, option: str = "data") -> Examples:
+    """The examples of one split, filtered by language and sampled as configured.
+
+    `option` is the setting `config.data` was given as (`data`, or e.g. `vocab_from` when other
+    data feeds a step): errors about the data name it.
+    """
     split = normalize_split(split)
-    _check_config(config)
-    source = resolve(config.data)
+    check_config(config)
+    source = resolve(config.data, option)
     columns = Columns(config.text_column, config.label_column, config.language_column)
     wanted = config.train_languages if split == "train" and config.train_languages else None
     locales = wanted or config.languages
-    rows = read_rows(source, split, columns, config.revision, locales, config.task)
+    locales_option = "train_languages" if wanted else "languages"
+    rows = read_rows(source, split, columns, config.revision, locales, config.task, locales_option)
     if not rows:
-        raise KdcliError(f"--data {config.data}: the {split} split is empty")
+        raise KdcliError(f": the {split} split is empty", option=option, value=config.data)
     if config.task == SEQUENCE and "tags" in rows[0]:
         raise KdcliError(
-            f"--data {config.data} holds words and tags (token classification), but the model "
-            "is a sequence classifier: use a token-classification model or --task "
-            "token-classification"
+            "holds words and tags (token classification), but the model is a sequence classifier",
+            option=option,
+            value=config.data,
+            fix=f"use a token-classification model or {option_ref('task')} token-classification",
         )
     examples = _to_examples(rows, split, source, check_scheme(config.tag_scheme))
-    examples = _filter_languages(examples, config.languages, "--languages", config.data)
+    examples = _filter_languages(examples, config.languages, "languages", source)
     if split == "train":
-        examples = _filter_languages(
-            examples, config.train_languages, "--train-languages", config.data
-        )
+        examples = _filter_languages(examples, config.train_languages, "train_languages", source)
         if config.samples_per_language:
             examples = sample_per_language(examples, config.samples_per_language, config.seed)
     if not examples.texts:
-        raise KdcliError(f"--data {config.data}: no {split} examples left after filtering")
+        raise KdcliError(
+            f": no {split} examples left after filtering", option=option, value=config.data
+        )
     return examples
 
 
-def _check_config(config: DataConfig) -> None:
-    if config.samples_per_language is not None and config.samples_per_language < 1:
-        raise KdcliError(f"--samples-per-language {config.samples_per_language} must be at least 1")
-    if config.task is not None and config.task not in TASKS:
-        raise KdcliError(f"--task {config.task!r} is unknown: choose {', '.join(TASKS)}")
+def check_config(config: DataConfig) -> None:
+    """The data settings that can be checked without reading the data."""
+    check_names("languages", config.languages)
+    check_names("train_languages", config.train_languages)
+    check_int("samples_per_language", config.samples_per_language, optional=True)
+    check_choice("task", config.task, TASKS)
     check_scheme(config.tag_scheme)
 
 
@@ -193,7 +203,7 @@ def _to_examples(rows: list[Row], split: str, source: Source, scheme: str) -> Ex
 
 
 def _filter_languages(
-    examples: Examples, languages: Sequence[str] | None, option: str, data: str
+    examples: Examples, languages: Sequence[str] | None, option: str, source: Source
 ) -> Examples:
     if not languages:
         return examples
@@ -201,8 +211,9 @@ def _filter_languages(
     missing = [lang for lang in languages if lang not in available]
     if missing:
         raise KdcliError(
-            f"{option}: {', '.join(missing)} not in --data {data} ({examples.split} split); "
-            f"available: {', '.join(available)}"
+            f": {', '.join(missing)} not in {option_ref(source.option)} {source.location} "
+            f"({examples.split} split); available: {', '.join(available)}",
+            option=option,
         )
     wanted = set(languages)
     return examples.subset([i for i, lang in enumerate(examples.languages) if lang in wanted])
@@ -258,17 +269,9 @@ def tag_ids(examples: Examples, label2id: dict[str, int], model: str) -> list[li
 def load_for_option(
     spec: str, option: str, split: str = "train", languages: Sequence[str] | None = None
 ) -> Examples:
-    """One split of a DATA spec given to another option (`--vocab-from`, `--calib-data`, ...).
-
-    The data layer's errors say `--data`; here they name the option the user actually gave.
-    """
-    try:
-        return load_split(DataConfig(data=spec, languages=languages), split)
-    except KdcliError as err:
-        message = str(err)
-        if message.startswith("--data "):
-            message = option + message[len("--data") :]
-        raise KdcliError(message) from err
+    """One split of a DATA spec given as another setting (`vocab_from`, `calib_data`, ...),
+    whose errors name that setting."""
+    return load_split(DataConfig(data=spec, languages=languages), split, option)
 
 
 def nonempty_texts(
@@ -277,8 +280,11 @@ def nonempty_texts(
     """The examples' texts that hold something; data with none is an error naming `option`."""
     texts = [text for text in examples.texts if text and text.strip()]
     if not texts:
-        where = f" for --languages {','.join(languages)}" if languages else ""
+        where = f" for {option_ref('languages')} {','.join(languages)}" if languages else ""
         raise KdcliError(
-            f"{option} {spec} holds no text{where}: give data whose text column has utterances"
+            f"holds no text{where}",
+            option=option,
+            value=spec,
+            fix="give data whose text column has utterances",
         )
     return texts

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 
 SCHEMES = ("auto", "iob1", "iob2", "bioes")
 OUTSIDE = "O"
@@ -62,7 +62,10 @@ def check_scheme(scheme: str) -> str:
     name = scheme.lower()
     if name not in SCHEMES:
         raise KdcliError(
-            f"--tag-scheme {scheme!r} is unknown: choose {', '.join(SCHEMES)} (auto detects it)"
+            "is unknown",
+            option="tag_scheme",
+            value=scheme,
+            fix=f"choose {', '.join(SCHEMES)} (auto detects it)",
         )
     return name
 
@@ -85,8 +88,9 @@ def to_iob2(tags: Sequence[str], scheme: str, where: str) -> list[str]:
             ) from None
         if prefix != OUTSIDE and prefix not in allowed:
             raise KdcliError(
-                f"{where}: tag {tag!r} is not a {scheme.upper()} tag: pass --tag-scheme bioes, "
-                "or --tag-scheme auto to detect the scheme"
+                f"{where}: tag {tag!r} is not a {scheme.upper()} tag: pass "
+                f"{option_ref('tag_scheme')} bioes, or {option_ref('tag_scheme')} auto to detect "
+                "the scheme"
             )
         if prefix == OUTSIDE:
             out.append(OUTSIDE)

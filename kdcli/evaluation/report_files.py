@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.formatting import count_text, size_text
 from kdcli.files.outputs import check_output_file, write_text_atomic
 
@@ -63,11 +63,11 @@ class ReportOutputs:
 
     def named(self) -> list[tuple[str, Path]]:
         pairs = [
-            ("--json", self.json),
-            ("--csv", self.csv),
-            ("--markdown", self.markdown),
-            ("--plot", self.plot),
-            ("--predictions", self.predictions),
+            ("json", self.json),
+            ("csv", self.csv),
+            ("markdown", self.markdown),
+            ("plot", self.plot),
+            ("predictions", self.predictions),
         ]
         return [(option, Path(path)) for option, path in pairs if path is not None]
 
@@ -79,35 +79,44 @@ def check_outputs(outputs: ReportOutputs) -> None:
         check_output_file(path, option)
         key = path.absolute()
         if key in seen:
-            raise KdcliError(f"{option} {path} is also given to {seen[key]}: use different files")
+            raise KdcliError(
+                f"is also given to {option_ref(seen[key])}",
+                option=option,
+                value=path,
+                fix="use different files",
+            )
         seen[key] = option
     if outputs.plot is not None:
-        _check_suffix("--plot", outputs.plot, PLOT_SUFFIXES)
+        _check_suffix("plot", outputs.plot, PLOT_SUFFIXES)
         if importlib.util.find_spec("matplotlib") is None:
             raise KdcliError(
-                f"--plot {outputs.plot} needs matplotlib, which is not installed: "
-                "pip install 'kdcli[plot]'"
+                "needs matplotlib, which is not installed",
+                option="plot",
+                value=outputs.plot,
+                fix="pip install 'kdcli[plot]'",
             )
     if outputs.predictions is not None:
-        _check_suffix("--predictions", outputs.predictions, PREDICTION_SUFFIXES)
+        _check_suffix("predictions", outputs.predictions, PREDICTION_SUFFIXES)
 
 
 def _check_suffix(option: str, path: Path, allowed: tuple[str, ...]) -> None:
     if path.suffix.lower() not in allowed:
         raise KdcliError(
-            f"{option} {path}: unsupported file type {path.suffix or '(none)'!r}; "
-            f"end the name with {' or '.join(allowed)}"
+            f": unsupported file type {path.suffix or '(none)'!r}; end the name with "
+            f"{' or '.join(allowed)}",
+            option=option,
+            value=path,
         )
 
 
 def write_outputs(report: EvalReport, outputs: ReportOutputs) -> list[Path]:
     """Write every requested file; returns the paths written, in option order."""
     writers: dict[str, Callable[[EvalReport, Path], None]] = {
-        "--json": write_json,
-        "--csv": write_csv,
-        "--markdown": write_markdown,
-        "--plot": write_plot,
-        "--predictions": write_predictions,
+        "json": write_json,
+        "csv": write_csv,
+        "markdown": write_markdown,
+        "plot": write_plot,
+        "predictions": write_predictions,
     }
     written = []
     for option, path in outputs.named():
@@ -472,7 +481,9 @@ def write_plot(report: EvalReport, path: Path) -> None:
     try:
         import matplotlib
     except ImportError as err:
-        raise KdcliError(f"--plot {path} needs matplotlib: pip install 'kdcli[plot]'") from err
+        raise KdcliError(
+            "needs matplotlib", option="plot", value=path, fix="pip install 'kdcli[plot]'"
+        ) from err
     matplotlib.use("Agg")  # files only, no display: works on servers and in CI
     from matplotlib import pyplot as plt
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError, one_line
+from kdcli.core.errors import KdcliError, one_line, option_ref
 from kdcli.files.tensor_stream import Checkpoint, PickleCheckpoint, SafetensorsFile
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ def _download(repo_id: str, options: LoadOptions) -> ModelRef:
             "HF_HUB_OFFLINE is set and the model is not in the local cache: download it once "
             "with network, or pass a local directory"
             if offline
-            else "check the model id and --revision, your network, or set HF_HUB_OFFLINE=1 to "
+            else f"check the model id and {option_ref('revision')}, your network, or set "
+            "HF_HUB_OFFLINE=1 to "
             "use a cached copy, or pass a local directory"
         )
         raise KdcliError(f"cannot get model {repo_id!r} from the Hugging Face Hub: {hint}") from err
@@ -146,6 +147,12 @@ def head_kind(config: dict[str, Any], source: str) -> str:
     )
 
 
+def label_names(config: dict[str, Any]) -> list[str]:
+    """A classifier's label names in id order, from its config.json (none for an encoder)."""
+    id2label = config.get("id2label") or {}
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]
+
+
 def weight_files(ref: ModelRef, allow_pickle: bool = False) -> list[Path]:
     """The checkpoint files of a model directory, safetensors first."""
     root = ref.path
@@ -163,7 +170,8 @@ def weight_files(ref: ModelRef, allow_pickle: bool = False) -> list[Path]:
     if not allow_pickle:
         raise KdcliError(
             f"{root} has only a pickle checkpoint ({found.name}), which can run code when "
-            "loaded: convert it to safetensors, or pass --allow-pickle if you trust it "
+            f"loaded: convert it to safetensors, or pass {option_ref('allow_pickle')} if you "
+            "trust it "
             "(it is then loaded with weights_only=True)"
         )
     return _shards(found) if found.suffix == ".json" else [found]
@@ -215,17 +223,22 @@ def load_tokenizer(ref: ModelRef, options: LoadOptions | None = None) -> PreTrai
     return load_tokenizer_from(ref.path, ref.name, options.trust_remote_code)
 
 
+def check_tokenizer_files(folder: Path, name: str) -> None:
+    """A clear error when a model folder has no tokenizer files."""
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise KdcliError(
+            f"{name} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...)",
+            fix="copy the source model's tokenizer files into it",
+        )
+
+
 def load_tokenizer_from(
     folder: Path, name: str, trust_remote_code: bool = False
 ) -> PreTrainedTokenizerBase:
     """The tokenizer saved beside a model; a clear error when its files are missing."""
     from transformers import AutoTokenizer
 
-    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
-        raise KdcliError(
-            f"{name} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...): copy the "
-            "source model's tokenizer files into it"
-        )
+    check_tokenizer_files(folder, name)
     try:
         return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except Exception as err:  # transformers raises OSError/ValueError/... for broken files

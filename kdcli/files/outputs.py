@@ -14,36 +14,49 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:
     """Fail early, before any work, when `out` cannot be written."""
+    out_option = option_ref("out")
     if out.exists() and not overwrite:
-        raise KdcliError(f"output {out} already exists: choose another --out or pass --overwrite")
+        raise KdcliError(
+            f"output {out} already exists",
+            fix=f"choose another {out_option} or pass {option_ref('overwrite')}",
+        )
     if out.exists() and not out.is_dir():
-        raise KdcliError(f"output {out} exists and is not a directory: choose another --out")
+        raise KdcliError(
+            f"output {out} exists and is not a directory", fix=f"choose another {out_option}"
+        )
     parent = out.absolute().parent
     if parent.exists() and not os.access(parent, os.W_OK):
-        raise KdcliError(f"cannot write into {parent}: choose an --out in a writable directory")
+        raise KdcliError(
+            f"cannot write into {parent}", fix=f"choose an {out_option} in a writable directory"
+        )
     if parent.exists() and not parent.is_dir():
-        raise KdcliError(f"{parent} is not a directory: choose another --out")
+        raise KdcliError(f"{parent} is not a directory", fix=f"choose another {out_option}")
 
 
 STDOUT = "-"
 
 
 def check_output_file(path: Path, option: str) -> None:
-    """Fail early when a result file (e.g. `--json PATH`) could not be written; `-` is stdout."""
+    """Fail early when the result file `option` names (e.g. `json`) could not be written; `-` is
+    stdout."""
     if str(path) == STDOUT:
         return
     parent = path.absolute().parent
     if path.is_dir():
-        raise KdcliError(f"{option} {path} is a directory: give a file path")
+        raise KdcliError("is a directory", option=option, value=path, fix="give a file path")
     if not parent.is_dir():
-        raise KdcliError(f"{option} {path}: folder {parent} does not exist; create it first")
+        raise KdcliError(
+            f": folder {parent} does not exist; create it first", option=option, value=path
+        )
     if not os.access(parent, os.W_OK):
-        raise KdcliError(f"{option} {path}: folder {parent} is not writable; choose another path")
+        raise KdcliError(
+            f": folder {parent} is not writable; choose another path", option=option, value=path
+        )
 
 
 @contextlib.contextmanager
@@ -66,7 +79,9 @@ def _replace(tmp: Path, out: Path, overwrite: bool) -> None:
         tmp.rename(out)
         return
     if not overwrite:  # somebody created it while we worked
-        raise KdcliError(f"output {out} appeared while kdcli was running: pass --overwrite")
+        raise KdcliError(
+            f"output {out} appeared while kdcli was running", fix=f"pass {option_ref('overwrite')}"
+        )
     old = Path(tempfile.mkdtemp(prefix=f"{out.name}.old-", dir=out.absolute().parent))
     old.rmdir()
     out.rename(old)

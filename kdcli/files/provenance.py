@@ -51,14 +51,16 @@ def write_provenance(out_dir: Path, record: dict[str, Any]) -> Path:
     return path
 
 
+def lineage_entries(record: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every stage record of a model's lineage, newest first: its own, then its history."""
+    if record is None:
+        return []
+    return [record, *record.get("history", [])]
+
+
 def find_stage(record: dict[str, Any] | None, stage: str) -> dict[str, Any] | None:
     """The newest record of `stage` in a model's lineage (itself first, then its history)."""
-    if record is None:
-        return None
-    for entry in [record, *record.get("history", [])]:
-        if entry.get("stage") == stage:
-            return entry
-    return None
+    return next((entry for entry in lineage_entries(record) if entry.get("stage") == stage), None)
 
 
 def dumps(data: Any) -> str:
@@ -76,10 +78,7 @@ def _json_default(value: Any) -> Any:
 
 def lineage(record: dict[str, Any] | None) -> list[str]:
     """How a model was made, oldest step first, one short phrase per kdcli stage."""
-    if record is None:
-        return []
-    steps = [record, *record.get("history", [])]
-    return [_step_phrase(entry) for entry in reversed(steps)]
+    return [_step_phrase(entry) for entry in reversed(lineage_entries(record))]
 
 
 def _step_phrase(entry: dict[str, Any]) -> str:

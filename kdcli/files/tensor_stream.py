@@ -1,9 +1,10 @@
 """Tensor-by-tensor reading and streaming writing of checkpoint files.
 
 kdcli never needs a whole teacher in memory to build a student: it reads one tensor (or a band of
-rows of one tensor) at a time and streams the student's tensors straight into its safetensors file.
-The safetensors format is simple enough to parse here, which also lets kdcli check a file's header
-and size up front and name the exact problem when a download was truncated.
+rows of one tensor) at a time with the safetensors library (`safe_open(...).get_slice(...)`) and
+streams the student's tensors straight into its safetensors file. The writer is kdcli's own: the
+library writes only whole in-memory tensors, and a student's header is known before its first
+byte, so its tensors can be computed and written one at a time.
 """
 
 from __future__ import annotations
@@ -13,28 +14,32 @@ import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, one_line
 
 if TYPE_CHECKING:
     import torch
 
-# safetensors dtype code -> (torch dtype name, bytes per element)
+# safetensors dtype code -> (torch dtype name, bytes per element): every code torch can hold
 _DTYPES: dict[str, tuple[str, int]] = {
     "F64": ("float64", 8),
     "F32": ("float32", 4),
     "F16": ("float16", 2),
     "BF16": ("bfloat16", 2),
+    "F8_E4M3": ("float8_e4m3fn", 1),
+    "F8_E5M2": ("float8_e5m2", 1),
     "I64": ("int64", 8),
     "I32": ("int32", 4),
     "I16": ("int16", 2),
     "I8": ("int8", 1),
+    "U64": ("uint64", 8),
+    "U32": ("uint32", 4),
+    "U16": ("uint16", 2),
     "U8": ("uint8", 1),
     "BOOL": ("bool", 1),
 }
 _CODES = {name: code for code, (name, _) in _DTYPES.items()}
-_MAX_HEADER = 100_000_000
 CHUNK_BYTES = 64 * 1024 * 1024
 
 
@@ -69,96 +74,52 @@ class TensorReader(Protocol):
 
 
 class SafetensorsFile:
-    """One `.safetensors` file, validated on open, read with plain file I/O (no mmap)."""
+    """One `.safetensors` file, read tensor by tensor (or band by band of rows) with the
+    safetensors library's `safe_open(...).get_slice(...)`, which checks the header and the file's
+    length when it opens it."""
 
     def __init__(self, path: Path) -> None:
+        from safetensors import SafetensorError, safe_open
+
         self.path = Path(path)
-        self._handle: IO[bytes] | None = None
-        self._entries, self._data_start = _parse_header(self.path)
+        try:
+            self._file: Any = safe_open(str(self.path), framework="pt")
+        except SafetensorError as err:
+            raise _unreadable(self.path, err) from err
+        names = self._file.keys()
+        self._infos = {name: _info(self.path, name, self._file) for name in names}
 
     def infos(self) -> dict[str, TensorInfo]:
-        return {name: info for name, (info, _) in self._entries.items()}
+        return dict(self._infos)
 
     def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
         """The tensor `name`, or only rows `rows` of its first dimension."""
-        import torch
-
-        info, begin = self._entries[name]
-        shape = list(info.shape)
-        if rows is not None and shape:
-            start, stop, _ = rows.indices(shape[0])
-            row_bytes = info.nbytes // max(shape[0], 1)
-            begin += start * row_bytes
-            shape[0] = max(stop - start, 0)
-        count = 1
-        for size in shape:
-            count *= size
-        buffer = bytearray(count * info.itemsize)
-        handle = self._open()
-        handle.seek(self._data_start + begin)
-        if handle.readinto(buffer) != len(buffer):
-            raise KdcliError(f"{self.path} is truncated (tensor {name}): download the file again")
-        if not buffer:
-            return torch.empty(shape, dtype=getattr(torch, info.dtype))
-        return torch.frombuffer(buffer, dtype=getattr(torch, info.dtype)).reshape(shape)
-
-    def _open(self) -> IO[bytes]:
-        if self._handle is None:
-            self._handle = self.path.open("rb")
-        return self._handle
+        if rows is None or not self._infos[name].shape:
+            return self._file.get_tensor(name)
+        return self._file.get_slice(name)[rows]
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        self._file = None
 
 
-def _parse_header(path: Path) -> tuple[dict[str, tuple[TensorInfo, int]], int]:
-    bad = f"{path} is not a valid safetensors file"
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            prefix = handle.read(8)
-            if len(prefix) < 8:
-                raise KdcliError(f"{bad} (only {size} bytes): download or save it again")
-            (header_len,) = struct.unpack("<Q", prefix)
-            if header_len > min(_MAX_HEADER, size - 8):
-                raise KdcliError(f"{bad} (header length {header_len}): download or save it again")
-            header = json.loads(handle.read(header_len).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise KdcliError(f"{bad} (unreadable header): download or save it again") from err
-    if not isinstance(header, dict):
-        raise KdcliError(f"{bad} (header is not an object): download or save it again")
-    data_start = 8 + header_len
-    entries: dict[str, tuple[TensorInfo, int]] = {}
-    end_max = 0
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        info, begin, end = _entry(path, name, meta)
-        entries[name] = (info, begin)
-        end_max = max(end_max, end)
-    if data_start + end_max > size:
-        missing = data_start + end_max - size
+def _info(path: Path, name: str, file: Any) -> TensorInfo:
+    part = file.get_slice(name)
+    code = part.get_dtype()
+    if code not in _DTYPES:
         raise KdcliError(
-            f"{path} is truncated ({missing} bytes missing): download or save the file again"
+            f"{path}: tensor {name!r} has dtype {code}, which torch cannot hold",
+            fix="re-save the model with safetensors from PyTorch",
         )
-    return entries, data_start
+    return TensorInfo(name, _DTYPES[code][0], tuple(int(s) for s in part.get_shape()))
 
 
-def _entry(path: Path, name: str, meta: Any) -> tuple[TensorInfo, int, int]:
-    try:
-        code, shape, (begin, end) = meta["dtype"], meta["shape"], meta["data_offsets"]
-        dtype, itemsize = _DTYPES[code]
-    except (KeyError, TypeError, ValueError) as err:
-        raise KdcliError(
-            f"{path}: tensor {name!r} has an unsupported or broken entry ({meta!r}); "
-            "re-save the model with safetensors"
-        ) from err
-    info = TensorInfo(name, dtype, tuple(int(s) for s in shape))
-    if end - begin != info.numel * itemsize or begin < 0:
-        raise KdcliError(f"{path}: tensor {name!r} has inconsistent offsets; download it again")
-    return info, begin, end
+def _unreadable(path: Path, err: Exception) -> KdcliError:
+    text = one_line(err)
+    if "incomplete" in text or "not fully covered" in text:
+        return KdcliError(f"{path} is truncated ({text})", fix="download or save the file again")
+    return KdcliError(
+        f"{path} is not a valid safetensors file ({text})", fix="download or save it again"
+    )
 
 
 class PickleCheckpoint:
@@ -276,7 +237,7 @@ class SafetensorsWriter:
         if tuple(tensor.shape[1:]) != info.shape[1:]:
             raise RuntimeError(f"{name}: shape {tuple(tensor.shape)} != planned {info.shape}")
         data = tensor.detach().contiguous().reshape(-1).view(_byte_dtype())
-        self._handle.write(data.numpy())
+        self._handle.write(data.numpy().data)
         self._written_rows += tensor.shape[0] if tensor.dim() else 1
         if self._written_rows >= (info.shape[0] if info.shape else 1):
             self._position += 1

@@ -97,6 +97,7 @@ def export_graph(
                 dynamo=True,
                 verbose=False,
             )
+            assert program is not None  # dynamo=True always returns the program
             program.save(str(path))
     except Exception as err:  # the exporter raises many types; all mean "cannot trace this"
         raise KdcliError(

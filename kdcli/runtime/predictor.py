@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError, one_line
+from kdcli.core.errors import KdcliError, one_line, option_ref
+from kdcli.core.validation import check_choice, check_int, check_max_length
 from kdcli.data.batching import MODEL_INPUTS, collate_arrays, encode, model_inputs, sorted_batches
 from kdcli.files.model_dirs import (
     LoadOptions,
@@ -225,12 +226,9 @@ def open_predictor(
     (None: the runtime's default). `device` applies to PyTorch models; ONNX runs on the CPU.
     `ort_settings` overrides kdcli's ONNX Runtime session choices.
     """
-    if variant not in VARIANTS:
-        raise KdcliError(f"variant {variant!r} is unknown: choose one of {', '.join(VARIANTS)}")
-    if threads is not None and threads < 1:
-        raise KdcliError(f"threads {threads} must be at least 1 (or None for the default)")
-    local = Path(str(path)).expanduser()
-    onnx_file = _onnx_file(local, variant) if local.exists() else None
+    check_choice("variant", variant, VARIANTS)
+    check_int("threads", threads, optional=True)
+    onnx_file = export_file(path, variant)
     if onnx_file is not None:
         return OnnxPredictor(onnx_file, threads=threads, settings=ort_settings or OrtSettings())
     if variant != "auto":
@@ -238,12 +236,31 @@ def open_predictor(
             f"{path} is not a kdcli export (no {ONNX_FILE}): variant {variant!r} applies to "
             "export directories; leave it at 'auto' for PyTorch models"
         )
-    if local.is_dir() and not (local / "config.json").is_file():
-        raise KdcliError(
-            f"{path} is neither a model directory (config.json and weights) nor a kdcli export "
-            f"({ONNX_FILE}): pass a directory written by save_pretrained or kdcli"
-        )
     return TorchPredictor(path, threads=threads, device=device, options=options)
+
+
+def export_file(reference: str | Path, variant: str = "auto") -> Path | None:
+    """The .onnx file a model reference names when it is a kdcli export: the file itself, or
+    the one of an export directory that `variant` asks for (auto: int8 when there is one).
+    None means a PyTorch model (a model directory or Hub id); anything else is an error."""
+    path = Path(str(reference)).expanduser()
+    if path.suffix == ".onnx" and not path.is_file():
+        raise KdcliError(f"{reference} does not exist: pass an .onnx file written by kdcli export")
+    if not path.exists():
+        return None
+    onnx_file = _onnx_file(path, variant)
+    if onnx_file is None and path.is_dir() and not (path / "config.json").is_file():
+        raise KdcliError(
+            f"{reference} is neither a model directory (config.json and weights) nor a kdcli "
+            f"export ({ONNX_FILE})",
+            fix="pass a directory written by save_pretrained or kdcli, or a Hub model id",
+        )
+    return onnx_file
+
+
+def onnx_kind(onnx_file: Path) -> str:
+    """ "onnx-int8" for a quantized file of an export, else "onnx"."""
+    return "onnx-int8" if onnx_file.stem.endswith("quantized") else "onnx"
 
 
 def _onnx_file(path: Path, variant: str) -> Path | None:
@@ -259,8 +276,8 @@ def _onnx_file(path: Path, variant: str) -> Path | None:
     if variant == "int8" and not int8.is_file():
         if fp32.is_file():
             raise KdcliError(
-                f"{path} has no {ONNX_INT8_FILE}: export it with --quantize int8, or use "
-                "variant 'fp32'"
+                f"{path} has no {ONNX_INT8_FILE}: export it with {option_ref('quantize')} int8, "
+                "or use variant 'fp32'"
             )
         return None
     if variant == "fp32" and not fp32.is_file():
@@ -381,7 +398,7 @@ class OnnxPredictor(Predictor):
         self.path = folder
         self.onnx_file = onnx_file
         self.name = str(folder) if onnx_file.name in (ONNX_FILE, ONNX_INT8_FILE) else str(onnx_file)
-        self.kind = "onnx-int8" if onnx_file.stem.endswith("quantized") else "onnx"
+        self.kind = onnx_kind(onnx_file)
         self.threads = threads
         self.settings = settings or OrtSettings()
         self.session = _session(ort, onnx_file, threads, self.settings)
@@ -490,14 +507,18 @@ def onnx_parameters(onnx_file: Path) -> int:
     )
 
 
-def _export_labels(folder: Path, session: Any) -> dict[int, str]:
-    config = folder / "config.json"
-    if not config.is_file():
+def export_config(folder: Path, name: str) -> dict[str, Any]:
+    """The config.json of an export directory: where its labels are."""
+    if not (folder / "config.json").is_file():
         raise KdcliError(
-            f"{folder} has no config.json, so its labels are unknown: copy the source model's "
-            "config.json into it (kdcli export writes one)"
+            f"{name} has no config.json, so its labels are unknown",
+            fix="copy the source model's config.json into it (kdcli export writes one)",
         )
-    data = read_config_dict(ModelRef(str(folder), folder))
+    return read_config_dict(ModelRef(name, folder))
+
+
+def _export_labels(folder: Path, session: Any) -> dict[int, str]:
+    data = export_config(folder, str(folder))
     labels = data.get("id2label")
     if not labels:
         width = session.get_outputs()[0].shape[-1]
@@ -522,7 +543,5 @@ def _gather_tokens(outputs: list[tuple[EncodedBatch, np.ndarray]], count: int) -
 
 
 def _check_batching(batch_size: int, max_length: int) -> None:
-    if batch_size < 1:
-        raise KdcliError(f"--batch-size {batch_size} must be at least 1")
-    if max_length < 2:
-        raise KdcliError(f"--max-length {max_length} must be at least 2 (room for the specials)")
+    check_int("batch_size", batch_size)
+    check_max_length(max_length)

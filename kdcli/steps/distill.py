@@ -14,25 +14,29 @@ names, or a bare encoder, which gets a head with the teacher's labels.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback
 from kdcli.core.results import JsonResult
-from kdcli.core.validation import check_choice
+from kdcli.core.validation import check_choice, check_number
 from kdcli.data.sources import SEQUENCE, TOKEN
-from kdcli.data.splits import DataConfig
-from kdcli.files.provenance import find_stage
+from kdcli.data.splits import DataConfig, Examples
+from kdcli.files.model_dirs import LoadOptions, ModelRef
+from kdcli.files.provenance import find_stage, lineage_entries
 from kdcli.training.job import TrainSummary, as_data_config, data_options, dev_fact
 from kdcli.training.loop import TrainConfig
 
 if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from transformers import PreTrainedModel
+
     from kdcli.data.batching import Encoded
-    from kdcli.files.model_dirs import ModelRef
+    from kdcli.training.checkpoints import CheckpointArea
+    from kdcli.training.job import StartingClassifier
     from kdcli.training.loop import TrainOutcome
     from kdcli.training.teacher_cache import TeacherOutputs
 
@@ -117,51 +121,92 @@ class DistillResult(JsonResult):
 
 
 def distill(config: DistillConfig, progress: ProgressCallback | None = None) -> DistillResult:
-    """Distil `config.teacher` into `config.student` on `config.data`; write it to `config.out`."""
+    """Distil `config.teacher` into `config.student` on `config.data`; write it to `config.out`.
+
+    Every input is resolved and checked first (cheap checks before hashing, hashing before
+    training) into one frozen `_Inputs`; then the teacher's outputs, training and the output.
+    """
+    from kdcli.data.batching import model_inputs
+    from kdcli.files.model_dirs import classifier_class, load_tokenizer
+    from kdcli.training.job import check_resume, check_start, encode_examples, load_classifier_for
+    from kdcli.training.loop import make_accelerator
+
     started = time.perf_counter()
-    _check_options(config)
+    check_options(config)
     config.train.check()
-    return _Job(config, progress).run(started)
+    area = check_start(Path(config.out), config.overwrite, config.resume)
+    accelerator = make_accelerator()
+    inputs = _resolve(config, accelerator.num_processes)
+    config = inputs.config  # the task resolved from the models' heads and the data
+    check_resume(area, inputs.identity, config.resume)
+
+    tokenizer = load_tokenizer(inputs.student, inputs.student_options)
+    names = model_inputs(classifier_class(inputs.student).forward, tokenizer)
+    train_s = encode_examples(tokenizer, inputs.train, config.train.max_length, names)
+    dev_s = encode_examples(tokenizer, inputs.dev, config.train.max_length, names)
+    pairs, pairs_note = _hidden_pairs(config, inputs)
+    teacher = (
+        _teacher_outputs(config, inputs, train_s, pairs, accelerator, progress)
+        if inputs.uses_teacher
+        else _TeacherRun(None, None, 0.0)
+    )
+    start = load_classifier_for(
+        inputs.student, inputs.student_options, inputs.labels, config.train.seed, inputs.task
+    )
+    outcome = _fit(
+        config,
+        inputs,
+        start.model,
+        train_s,
+        dev_s,
+        teacher.outputs,
+        pairs,
+        area,
+        accelerator,
+        progress,
+    )
+    notes = [*inputs.train.notes, *inputs.notes, *_present(pairs_note), *start.notes]
+    return _finish(
+        config, inputs, start, tokenizer, outcome, teacher, pairs, notes, area, accelerator, started
+    )
 
 
-def _check_options(config: DistillConfig) -> None:
-    check_choice("--kd-loss", config.kd_loss, KD_LOSSES)
-    if config.alpha is not None and not (
-        isinstance(config.alpha, int | float) and 0.0 <= config.alpha <= 1.0
-    ):
-        raise KdcliError(f"--alpha {config.alpha} must be between 0 and 1 (the weight of KD)")
+def check_options(config: DistillConfig) -> None:
+    """The settings that can be checked without reading anything."""
+    check_choice("kd_loss", config.kd_loss, KD_LOSSES)
+    check_number("alpha", config.alpha, minimum=0, maximum=1, optional=True)
     if config.temperature is not None:
         if config.kd_loss != "kl":
             raise KdcliError(
-                f"--temperature {config.temperature} only applies to --kd-loss kl: drop it, or "
-                "pass --kd-loss kl"
+                f"only applies to {option_ref('kd_loss')} kl",
+                option="temperature",
+                value=config.temperature,
+                fix=f"drop it, or pass {option_ref('kd_loss')} kl",
             )
-        if not (math.isfinite(config.temperature) and config.temperature > 0):
-            raise KdcliError(f"--temperature {config.temperature} must be greater than zero")
-    weight = config.hidden_loss_weight
-    if not (math.isfinite(weight) and weight >= 0):
-        raise KdcliError(f"--hidden-loss-weight {weight} must be zero or more")
+        check_number("temperature", config.temperature, above=0)
+    check_number("hidden_loss_weight", config.hidden_loss_weight, minimum=0)
     if config.no_kd:
         given = [
-            option
-            for option, used in (
-                ("--alpha", config.alpha is not None),
-                ("--temperature", config.temperature is not None),
-                ("--kd-loss kl", config.kd_loss == "kl"),
-                ("--hidden-loss-weight", weight > 0),
+            text
+            for text, used in (
+                (option_ref("alpha"), config.alpha is not None),
+                (option_ref("temperature"), config.temperature is not None),
+                (f"{option_ref('kd_loss')} kl", config.kd_loss == "kl"),
+                (option_ref("hidden_loss_weight"), config.hidden_loss_weight > 0),
             )
             if used
         ]
         if given:
             raise KdcliError(
-                f"--no-kd trains without the teacher, so {', '.join(given)} would have no "
-                "effect: drop them, or drop --no-kd"
+                f"trains without the teacher, so {', '.join(given)} would have no effect",
+                option="no_kd",
+                fix=f"drop them, or drop {option_ref('no_kd')}",
             )
 
 
 def recorded_teacher(record: dict[str, Any] | None) -> str | None:
     """The teacher a student's kdcli.json names: the newest distill teacher or shrink source."""
-    for entry in [record, *(record or {}).get("history", [])] if record else []:
+    for entry in lineage_entries(record):
         if entry.get("stage") == "distill" and (entry.get("teacher") or {}).get("model"):
             return str(entry["teacher"]["model"])
         if entry.get("stage") == "shrink" and (entry.get("source") or {}).get("model"):
@@ -193,395 +238,467 @@ def layer_pairs(
     )
 
 
-class _Job:
-    """One distillation run, step by step: validate and resolve everything first (cheap checks
-    before hashing, hashing before training), train, then write the output."""
+# --- resolving and checking the inputs ----------------------------------------------------------
 
-    def __init__(self, config: DistillConfig, progress: ProgressCallback | None) -> None:
-        from kdcli.files.model_dirs import LoadOptions
 
-        self.config = config
-        self.progress = progress
-        self.notes: list[str] = []
-        self.data = config.data_config()
-        self.student_opts = LoadOptions(config.student_revision, config.allow_pickle)
-        self.teacher_opts = LoadOptions(config.teacher_revision, config.allow_pickle)
-        self.teacher: ModelRef | None = None
-        self.teacher_hash: str | None = None
-        self.pairs: list[tuple[int, int]] = []
-        self.cache_state: str | None = None
-        self.teacher_seconds = 0.0
+@dataclass(frozen=True)
+class _Inputs:
+    """Everything a distillation run reads, resolved and checked before any training."""
 
-    def run(self, started: float) -> DistillResult:
-        from kdcli.data.batching import model_inputs
-        from kdcli.files.model_dirs import (
-            classifier_class,
-            content_hash,
-            load_tokenizer,
-            read_config_dict,
-            resolve_model,
-            weight_files,
-        )
-        from kdcli.files.provenance import read_provenance
-        from kdcli.training.job import check_resume, check_start, encode_examples, load_splits
-        from kdcli.training.loop import make_accelerator
+    config: DistillConfig  # as given, with the task the heads and the data decide
+    task: str  # sequence- or token-classification
+    student: ModelRef
+    student_options: LoadOptions
+    student_record: dict[str, Any] | None
+    student_hash: str
+    teacher: ModelRef | None
+    teacher_options: LoadOptions
+    teacher_config: dict[str, Any] | None
+    teacher_hash: str | None
+    uses_teacher: bool  # a teacher is given and KD is on
+    cache_dir: Path | None
+    labels: list[str]  # the label names the student learns (teacher's, student's or the data's)
+    train: Examples
+    dev: Examples
+    identity: dict[str, Any]  # what --resume checks
+    notes: tuple[str, ...]
 
-        config = self.config
-        self.area = check_start(Path(config.out), config.overwrite, config.resume)
-        self.accelerator = make_accelerator()
-        self.student = resolve_model(config.student, self.student_opts)
-        self.student_record = read_provenance(self.student.path)
-        teacher_name = self._teacher_name()
-        if teacher_name is not None:
-            self.teacher = resolve_model(teacher_name, self.teacher_opts)
-        self.cache_dir = self._cache_dir()
-        self.labels = self._check_heads(read_config_dict(self.student))
-        self.train, self.dev = load_splits(self.data)
-        self._check_task()
-        self._check_data_labels()
 
-        self.student_hash = content_hash(weight_files(self.student, config.allow_pickle))
-        if self.teacher is not None:
-            self.teacher_hash = content_hash(weight_files(self.teacher, config.allow_pickle))
-            self._check_recorded_hash()
-        self.identity = {
-            "command": "distill",
-            "options": config.identity(self.teacher.name if self.teacher else None),
-            "student_sha256": self.student_hash,
-            "teacher_sha256": self.teacher_hash,
-            "train": self.train.fingerprint(),
-            "dev": self.dev.fingerprint(),
-            "processes": self.accelerator.num_processes,
-        }
-        check_resume(self.area, self.identity, config.resume)
+def _resolve(config: DistillConfig, processes: int) -> _Inputs:
+    from kdcli.files.model_dirs import (
+        LoadOptions,
+        content_hash,
+        read_config_dict,
+        resolve_model,
+        weight_files,
+    )
+    from kdcli.files.provenance import read_provenance
+    from kdcli.training.job import load_splits
 
-        self.student_tok = load_tokenizer(self.student, self.student_opts)
-        max_length = config.train.max_length
-        inputs = model_inputs(classifier_class(self.student).forward, self.student_tok)
-        self.train_s = encode_examples(self.student_tok, self.train, max_length, inputs)
-        self.dev_s = encode_examples(self.student_tok, self.dev, max_length, inputs)
-        outputs = self._teacher_outputs() if self.uses_teacher else None
-        outcome = self._fit(outputs)
-        return self._finish(outcome, started)
-
-    @property
-    def uses_teacher(self) -> bool:
-        return self.teacher is not None and not self.config.no_kd
-
-    # --- resolving and checking the inputs ------------------------------------------------------
-
-    def _teacher_name(self) -> str | None:
-        config = self.config
-        if config.teacher is not None:
-            return config.teacher
-        if config.no_kd:
-            return None
-        recorded = recorded_teacher(self.student_record)
-        if recorded is None:
-            raise KdcliError(
-                f"--teacher is missing and {config.student} has no kdcli.json naming its teacher: "
-                "pass --teacher (the fine-tuned model to distil from)"
-            )
-        if not Path(recorded).expanduser().exists() and (
-            recorded.startswith((".", "/", "~")) or "/" not in recorded
-        ):
-            raise KdcliError(
-                f"the teacher named in {config.student}'s kdcli.json, {recorded}, does not exist: "
-                "pass --teacher"
-            )
-        self.notes.append(f"teacher {recorded} taken from {config.student}'s kdcli.json")
-        return recorded
-
-    def _cache_dir(self) -> Path | None:
-        if not self.uses_teacher:
-            return None
-        from kdcli.training.teacher_cache import check_cache_dir, default_cache_dir
-
-        cache_dir = Path(self.config.cache_dir or default_cache_dir()).expanduser()
-        check_cache_dir(cache_dir)
-        return cache_dir
-
-    def _check_heads(self, student_config: dict[str, Any]) -> list[str]:
-        """The label names the student is trained on (teacher's, student's or the data's), and
-        the task: the teacher's head decides it (without a teacher: the student's, or --task)."""
-        from kdcli.files.model_dirs import head_kind, read_config_dict
-        from kdcli.training.job import check_same_labels, model_labels, resolve_task
-
-        student = self.student
-        self.student_kind = head_kind(student_config, student.name)
-        student_labels = model_labels(student_config)
-        if self.teacher is None:
-            task = resolve_task(self.data.task, self.student_kind, student.name)
-            self._set_task(task)
-            same = self.student_kind == (task or SEQUENCE)
-            return student_labels if same else []
-        self.teacher_config = read_config_dict(self.teacher)
-        teacher_kind = head_kind(self.teacher_config, self.teacher.name)
-        if teacher_kind not in (SEQUENCE, TOKEN):
-            raise KdcliError(
-                f"teacher {self.teacher.name} has no classification head: distil from a "
-                "fine-tuned classifier (make one with kdcli finetune)"
-            )
-        if self.data.task not in (None, teacher_kind):
-            raise KdcliError(
-                f"--task {self.data.task}, but teacher {self.teacher.name} is a {teacher_kind} "
-                "model: drop --task (the teacher's head decides it)"
-            )
-        if self.student_kind == TOKEN and teacher_kind == SEQUENCE:
-            raise KdcliError(
-                f"student {student.name} is a token-classification model but teacher "
-                f"{self.teacher.name} classifies sequences: use a student made from the teacher "
-                "(kdcli shrink) or an encoder"
-            )
-        self._set_task(teacher_kind)
-        teacher_labels = model_labels(self.teacher_config)
-        if self.student_kind == teacher_kind:
-            check_same_labels(teacher_labels, student_labels, self.teacher.name, student.name)
-        return teacher_labels
-
-    def _set_task(self, task: str | None) -> None:
-        self.data = replace(self.data, task=task)
-        self.config = replace(self.config, data=self.data)
-
-    def _check_task(self) -> None:
-        """The data turned out to hold what the models do (MASSIVE holds both)."""
-        if self.train.task == TOKEN and self.data.task == SEQUENCE:
-            raise KdcliError(
-                f"--data {self.data.data} holds words and tags, but the models classify "
-                "sequences: distil a token-classification teacher"
-            )
-        self._set_task(self.train.task)
-
-    def _check_data_labels(self) -> None:
-        """Every label of the data must be one the teacher (or the student's head) knows."""
-        from kdcli.data.splits import label_ids, tag_ids
-        from kdcli.training.job import data_labels
-
-        if not self.labels:
-            self.labels = data_labels(self.train, self.dev)
-            return
-        known = {name: i for i, name in enumerate(self.labels)}
-        owner = self.teacher.name if self.teacher else self.student.name
-        check = tag_ids if self.train.task == TOKEN else label_ids
-        check(self.train, known, owner)
-        check(self.dev, known, owner)
-
-    def _check_recorded_hash(self) -> None:
-        shrink = find_stage(self.student_record, "shrink")
-        source = (shrink or {}).get("source") or {}
-        teacher = self.teacher
-        if teacher is None or not source.get("sha256") or source.get("model") != teacher.name:
-            return
-        if source["sha256"] != self.teacher_hash:
-            self.notes.append(
-                f"teacher {teacher.name} has changed since the student was copied from it "
-                "(its weights' sha256 differs from the one in the student's kdcli.json)"
-            )
-
-    # --- the teacher's outputs ---------------------------------------------------------------
-
-    def _teacher_outputs(self) -> TeacherOutputs:
-        """The cached teacher outputs; on a miss the first process of each machine computes
-        and stores them while the others wait, then read them."""
-        from kdcli.data.batching import model_inputs
-        from kdcli.files.model_dirs import classifier_class, load_tokenizer
-        from kdcli.training import teacher_cache as tc
-        from kdcli.training.job import encode_examples
-
-        assert self.teacher is not None and self.cache_dir is not None
-        clock = time.perf_counter()
-        if self.config.hidden_loss_weight > 0:
-            self.pairs = self._layer_pairs()
-        teacher_tok = load_tokenizer(self.teacher, self.teacher_opts)
-        inputs = model_inputs(classifier_class(self.teacher).forward, teacher_tok)
-        train_t = encode_examples(teacher_tok, self.train, self.config.train.max_length, inputs)
-        self._check_token_alignment(train_t)
-        key = tc.CacheKey(
-            teacher_sha256=str(self.teacher_hash),
-            teacher_config_sha256=hashlib.sha256(
-                (self.teacher.path / "config.json").read_bytes()
-            ).hexdigest(),
-            input_ids_sha256=tc.ids_hash(train_t),
-            layers=tuple(sorted({t for _, t in self.pairs})),
-            bf16=self.config.train.bf16,
-            words_sha256=tc.words_hash(self.train.words) if self.train.words else None,
-        )
-        path = tc.cache_path(self.cache_dir, key)
-        with self.accelerator.local_main_process_first():
-            outputs = tc.load(path)
-            self.cache_state = "hit"
-            rows = sum(map(len, train_t.word_tokens)) if train_t.word_tokens else len(train_t)
-            if outputs is None or outputs.logits.shape[0] != rows:
-                self.cache_state = "miss"
-                tc.check_space(
-                    self.cache_dir,
-                    rows,
-                    int(self.teacher_config.get("num_labels") or len(self.labels)),
-                    sum(train_t.lengths()),
-                    len(key.layers) * int(self.teacher_config.get("hidden_size") or 0),
-                )
-                outputs = self._run_teacher(train_t, key.layers)
-                tc.save(outputs, path, key)
-        self.teacher_seconds = time.perf_counter() - clock
-        return outputs
-
-    def _layer_pairs(self) -> list[tuple[int, int]]:
-        from transformers import AutoConfig
-
-        assert self.teacher is not None
-        s_layers = int(AutoConfig.from_pretrained(self.student.path).num_hidden_layers)
-        t_layers = int(AutoConfig.from_pretrained(self.teacher.path).num_hidden_layers)
-        pairs, note = layer_pairs(self.student_record, s_layers, t_layers, self.student.name)
-        self.notes += [note] if note else []
-        return pairs
-
-    def _check_token_alignment(self, train_t: Encoded) -> None:
-        """The hidden-state loss compares token by token: both must see the same tokens."""
-        if not self.pairs or train_t.lengths() == self.train_s.lengths():
-            return
-        t_lengths, s_lengths = train_t.lengths(), self.train_s.lengths()
-        first = next(i for i, (a, b) in enumerate(zip(t_lengths, s_lengths, strict=True)) if a != b)
+    student_options = LoadOptions(config.student_revision, config.allow_pickle)
+    teacher_options = LoadOptions(config.teacher_revision, config.allow_pickle)
+    student = resolve_model(config.student, student_options)
+    record = read_provenance(student.path)
+    teacher_name, teacher_note = _teacher_name(config, record)
+    teacher = resolve_model(teacher_name, teacher_options) if teacher_name else None
+    uses_teacher = teacher is not None and not config.no_kd
+    cache_dir = _cache_dir(config) if uses_teacher else None
+    teacher_config = read_config_dict(teacher) if teacher is not None else None
+    data = config.data_config()
+    head_labels, task = _head_labels(
+        student, read_config_dict(student), teacher, teacher_config, data.task
+    )
+    train, dev = load_splits(replace(data, task=task))
+    if train.task == TOKEN and task == SEQUENCE:
         raise KdcliError(
-            "--hidden-loss-weight needs the teacher and student to split texts into the same "
-            f"tokens, but their tokenizers differ (training example {first}: "
-            f"{t_lengths[first]} vs {s_lengths[first]} tokens): use --hidden-loss-weight 0"
+            "holds words and tags, but the models classify sequences",
+            option="data",
+            value=data.data,
+            fix="distil a token-classification teacher",
         )
+    config = replace(config, data=replace(data, task=train.task))
+    labels = _check_data_labels(head_labels, train, dev, (teacher or student).name)
 
-    def _run_teacher(self, encoded: Encoded, layers: tuple[int, ...]) -> TeacherOutputs:
-        from kdcli.files.model_dirs import load_classifier
-        from kdcli.training import teacher_cache as tc
-        from kdcli.training.job import quiet_transformers
+    student_hash = content_hash(weight_files(student, config.allow_pickle))
+    teacher_hash = (
+        content_hash(weight_files(teacher, config.allow_pickle)) if teacher is not None else None
+    )
+    identity = {
+        "command": "distill",
+        "options": config.identity(teacher.name if teacher else None),
+        "student_sha256": student_hash,
+        "teacher_sha256": teacher_hash,
+        "train": train.fingerprint(),
+        "dev": dev.fingerprint(),
+        "processes": processes,
+    }
+    notes = _present(teacher_note, _changed_teacher_note(record, teacher, teacher_hash))
+    return _Inputs(
+        config=config,
+        task=train.task,
+        student=student,
+        student_options=student_options,
+        student_record=record,
+        student_hash=student_hash,
+        teacher=teacher,
+        teacher_options=teacher_options,
+        teacher_config=teacher_config,
+        teacher_hash=teacher_hash,
+        uses_teacher=uses_teacher,
+        cache_dir=cache_dir,
+        labels=labels,
+        train=train,
+        dev=dev,
+        identity=identity,
+        notes=tuple(notes),
+    )
 
-        assert self.teacher is not None
-        with quiet_transformers():
-            model = load_classifier(self.teacher, self.teacher_opts, token=self.data.task == TOKEN)
-        model.to(self.accelerator.device)
-        return tc.compute(
-            model,
-            encoded,
-            list(layers),
-            self.config.train.eval_batch_size,
-            self.accelerator.device,
-            self.config.train.bf16,
-            self.progress if self.accelerator.is_main_process else None,
-        )
 
-    # --- training and the output -------------------------------------------------------------
+def _teacher_name(
+    config: DistillConfig, record: dict[str, Any] | None
+) -> tuple[str | None, str | None]:
+    """The teacher to use (None: none needed), and a note when it came from kdcli.json."""
+    if config.teacher is not None:
+        return config.teacher, None
+    if config.no_kd:
+        return None, None
+    recorded = recorded_teacher(record)
+    if recorded is None:
+        raise KdcliError(
+            f"is missing and {config.student} has no kdcli.json naming its teacher",
+            option="teacher",
+            fix=f"pass {option_ref('teacher')} (the fine-tuned model to distil from)",
+        )
+    if not Path(recorded).expanduser().exists() and (
+        recorded.startswith((".", "/", "~")) or "/" not in recorded
+    ):
+        raise KdcliError(
+            f"the teacher named in {config.student}'s kdcli.json, {recorded}, does not exist",
+            fix=f"pass {option_ref('teacher')}",
+        )
+    return recorded, f"teacher {recorded} taken from {config.student}'s kdcli.json"
 
-    def _fit(self, outputs: TeacherOutputs | None) -> TrainOutcome:
-        from kdcli.training.job import eval_set, load_classifier_for, run_fit, train_labels
-        from kdcli.training.objective import KdSettings, classification_task
 
-        config = self.config
-        start = load_classifier_for(
-            self.student, self.student_opts, self.labels, config.train.seed, self.train.task
-        )
-        self.notes += start.notes
-        self.head_fixes = start.head_record()
-        self.model = model = start.model
-        label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
-        self.student_labels = [str(model.config.id2label[i]) for i in range(len(label2id))]
-        # the student's head may order the same label names differently from the teacher's
-        order = [self.labels.index(name) for name in self.student_labels]
-        task = classification_task(
-            model,
-            self.train_s,
-            dev=eval_set(self.dev_s, self.dev, label2id, self.student.name),
-            teacher=outputs,
-            teacher_order=None if order == sorted(order) else order,
-            kd=KdSettings(
-                config.kd_loss,
-                config.resolved_alpha(),
-                config.resolved_temperature() or 1.0,
-                config.hidden_loss_weight,
-            ),
-            layer_pairs=self.pairs,
-            **train_labels(self.train, label2id, self.student.name),
-        )
-        return run_fit(
-            task,
-            config.train,
-            self.area,
-            self.identity,
-            config.resume,
-            self.accelerator,
-            self.progress,
-        )
+def _cache_dir(config: DistillConfig) -> Path:
+    from kdcli.training.teacher_cache import check_cache_dir, default_cache_dir
 
-    def _finish(self, outcome: TrainOutcome, started: float) -> DistillResult:
-        from kdcli.files.provenance import make_record
-        from kdcli.training.job import FinishedModel, summarize, training_record, write_output
+    cache_dir = Path(config.cache_dir or default_cache_dir()).expanduser()
+    check_cache_dir(cache_dir)
+    return cache_dir
 
-        config, teacher = self.config, self.teacher
-        notes = [*self.train.notes, *self.notes]
-        kd = config.kd_loss if self.uses_teacher else None
-        layer_map = [list(p) for p in self.pairs] or None
-        teacher_name = teacher.name if teacher else None
-        record = make_record(
-            "distill",
-            config.options(teacher_name),
-            teacher={**teacher.describe(), "sha256": self.teacher_hash} if teacher else None,
-            student={**self.student.describe(), "sha256": self.student_hash},
-            distillation={
-                "kd_loss": kd,
-                "alpha": config.resolved_alpha(),
-                "temperature": config.resolved_temperature(),
-                "hidden_loss_weight": config.hidden_loss_weight,
-                "layer_map": layer_map,
-            },
-            labels=self.student_labels,
-            head_fixes=self.head_fixes,
-            **training_record(outcome, self.train, self.dev, self.accelerator.num_processes),
-            notes=notes,
-        )
-        summary = summarize(
-            outcome, self.train, self.dev, len(self.labels), time.perf_counter() - started
-        )
-        write_output(
-            FinishedModel(
-                classifier=self.model,
-                weights=outcome.best_weights,
-                tokenizer_ref=self.student,
-                tokenizer=self.student_tok,
-                record=record,
-                parent=self.student.path,
-                card_title=f"{self.student.name} distilled by kdcli",
-                card_summary=self._card_summary(kd),
-                card_facts=_facts(self.student.name, teacher if kd else None, config, summary),
-                card_source=self.student.name,
-                options=config.options(teacher_name),
-                command="distill",
-            ),
-            Path(config.out),
-            config.overwrite,
-            self.area,
-            self.accelerator,
-        )
-        return DistillResult(
-            out=Path(config.out),
-            teacher=teacher_name,
-            student=self.student.name,
-            kd_loss=kd,
-            alpha=config.resolved_alpha(),
-            temperature=config.resolved_temperature(),
-            hidden_loss_weight=config.hidden_loss_weight,
-            layer_map=layer_map,
-            teacher_cache=self.cache_state,
-            teacher_seconds=self.teacher_seconds,
-            labels=self.student_labels,
-            training=replace(summary, seconds=time.perf_counter() - started),
-            notes=notes,
-        )
 
-    def _card_summary(self, kd: str | None) -> str:
-        data = self.data.data
-        if kd is None:
-            return f"`{self.student.name}` trained by `kdcli distill --no-kd` on `{data}`."
-        assert self.teacher is not None
-        return (
-            f"`{self.student.name}` trained by `kdcli distill` with {kd} distillation from "
-            f"teacher `{self.teacher.name}` on `{data}`."
+def _head_labels(
+    student: ModelRef,
+    student_config: dict[str, Any],
+    teacher: ModelRef | None,
+    teacher_config: dict[str, Any] | None,
+    requested: str | None,
+) -> tuple[list[str], str | None]:
+    """The label names the heads fix (teacher's, else the student's; none for a bare encoder
+    student without a teacher) and the task: the teacher's head decides it (without a teacher:
+    the student's, or `task`; None lets the data decide), after checking that both heads can
+    be distilled."""
+    from kdcli.files.model_dirs import head_kind, label_names
+    from kdcli.training.job import check_same_labels, resolve_task
+
+    student_kind = head_kind(student_config, student.name)
+    student_labels = label_names(student_config)
+    if teacher is None or teacher_config is None:
+        task = resolve_task(requested, student_kind, student.name)
+        return (student_labels if student_kind == (task or SEQUENCE) else []), task
+    teacher_kind = head_kind(teacher_config, teacher.name)
+    if teacher_kind not in (SEQUENCE, TOKEN):
+        raise KdcliError(
+            f"teacher {teacher.name} has no classification head",
+            fix="distil from a fine-tuned classifier (make one with kdcli finetune)",
         )
+    if requested not in (None, teacher_kind):
+        raise KdcliError(
+            f", but teacher {teacher.name} is a {teacher_kind} model",
+            option="task",
+            value=requested,
+            fix=f"drop {option_ref('task')} (the teacher's head decides it)",
+        )
+    if student_kind == TOKEN and teacher_kind == SEQUENCE:
+        raise KdcliError(
+            f"student {student.name} is a token-classification model but teacher "
+            f"{teacher.name} classifies sequences",
+            fix="use a student made from the teacher (kdcli shrink) or an encoder",
+        )
+    teacher_labels = label_names(teacher_config)
+    if student_kind == teacher_kind:
+        check_same_labels(teacher_labels, student_labels, teacher.name, student.name)
+    return teacher_labels, teacher_kind
+
+
+def _check_data_labels(labels: list[str], train: Examples, dev: Examples, owner: str) -> list[str]:
+    """Every label of the data must be one the heads know; without heads, the data's labels."""
+    from kdcli.data.splits import label_ids, tag_ids
+    from kdcli.training.job import data_labels
+
+    if not labels:
+        return data_labels(train, dev)
+    known = {name: i for i, name in enumerate(labels)}
+    check = tag_ids if train.task == TOKEN else label_ids
+    check(train, known, owner)
+    check(dev, known, owner)
+    return labels
+
+
+def _changed_teacher_note(
+    record: dict[str, Any] | None, teacher: ModelRef | None, teacher_hash: str | None
+) -> str | None:
+    """A note when the teacher's weights are not the ones the student was copied from."""
+    source = (find_stage(record, "shrink") or {}).get("source") or {}
+    if teacher is None or not source.get("sha256") or source.get("model") != teacher.name:
+        return None
+    if source["sha256"] == teacher_hash:
+        return None
+    return (
+        f"teacher {teacher.name} has changed since the student was copied from it "
+        "(its weights' sha256 differs from the one in the student's kdcli.json)"
+    )
+
+
+def _present(*notes: str | None) -> list[str]:
+    return [note for note in notes if note]
+
+
+# --- the teacher's outputs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _TeacherRun:
+    outputs: TeacherOutputs | None
+    cache_state: str | None  # "hit", "miss" or None (no teacher)
+    seconds: float
+
+
+def _hidden_pairs(
+    config: DistillConfig, inputs: _Inputs
+) -> tuple[list[tuple[int, int]], str | None]:
+    """(student layer, teacher layer) pairs of the hidden-state loss (none when it is off)."""
+    if not (inputs.uses_teacher and config.hidden_loss_weight > 0):
+        return [], None
+    from transformers import AutoConfig
+
+    assert inputs.teacher is not None
+    s_layers = int(AutoConfig.from_pretrained(inputs.student.path).num_hidden_layers)
+    t_layers = int(AutoConfig.from_pretrained(inputs.teacher.path).num_hidden_layers)
+    return layer_pairs(inputs.student_record, s_layers, t_layers, inputs.student.name)
+
+
+def _teacher_outputs(
+    config: DistillConfig,
+    inputs: _Inputs,
+    train_s: Encoded,
+    pairs: list[tuple[int, int]],
+    accelerator: Accelerator,
+    progress: ProgressCallback | None,
+) -> _TeacherRun:
+    """The cached teacher outputs; on a miss the first process of each machine computes
+    and stores them while the others wait, then read them."""
+    from kdcli.data.batching import model_inputs
+    from kdcli.files.model_dirs import classifier_class, load_tokenizer
+    from kdcli.training import teacher_cache as tc
+    from kdcli.training.job import encode_examples
+
+    teacher, cache_dir, teacher_config = inputs.teacher, inputs.cache_dir, inputs.teacher_config
+    assert teacher is not None and cache_dir is not None and teacher_config is not None
+    clock = time.perf_counter()
+    tokenizer = load_tokenizer(teacher, inputs.teacher_options)
+    names = model_inputs(classifier_class(teacher).forward, tokenizer)
+    train_t = encode_examples(tokenizer, inputs.train, config.train.max_length, names)
+    if pairs:
+        _check_token_alignment(train_t, train_s)
+    key = tc.CacheKey(
+        teacher_sha256=str(inputs.teacher_hash),
+        teacher_config_sha256=hashlib.sha256(
+            (teacher.path / "config.json").read_bytes()
+        ).hexdigest(),
+        input_ids_sha256=tc.ids_hash(train_t),
+        layers=tuple(sorted({t for _, t in pairs})),
+        bf16=config.train.bf16,
+        words_sha256=tc.words_hash(inputs.train.words) if inputs.train.words else None,
+    )
+    path = tc.cache_path(cache_dir, key)
+    rows = sum(map(len, train_t.word_tokens)) if train_t.word_tokens else len(train_t)
+    with accelerator.local_main_process_first():
+        outputs = tc.load(path)
+        state = "hit"
+        if outputs is None or outputs.logits.shape[0] != rows:
+            state = "miss"
+            tc.check_space(
+                cache_dir,
+                rows,
+                int(teacher_config.get("num_labels") or len(inputs.labels)),
+                sum(train_t.lengths()),
+                len(key.layers) * int(teacher_config.get("hidden_size") or 0),
+            )
+            outputs = _run_teacher(config, inputs, train_t, key.layers, accelerator, progress)
+            tc.save(outputs, path, key)
+    return _TeacherRun(outputs, state, time.perf_counter() - clock)
+
+
+def _check_token_alignment(train_t: Encoded, train_s: Encoded) -> None:
+    """The hidden-state loss compares token by token: both must see the same tokens."""
+    t_lengths, s_lengths = train_t.lengths(), train_s.lengths()
+    if t_lengths == s_lengths:
+        return
+    first = next(i for i, (a, b) in enumerate(zip(t_lengths, s_lengths, strict=True)) if a != b)
+    raise KdcliError(
+        "needs the teacher and student to split texts into the same tokens, but their "
+        f"tokenizers differ (training example {first}: {t_lengths[first]} vs {s_lengths[first]} "
+        "tokens)",
+        option="hidden_loss_weight",
+        fix=f"use {option_ref('hidden_loss_weight')} 0",
+    )
+
+
+def _run_teacher(
+    config: DistillConfig,
+    inputs: _Inputs,
+    encoded: Encoded,
+    layers: tuple[int, ...],
+    accelerator: Accelerator,
+    progress: ProgressCallback | None,
+) -> TeacherOutputs:
+    from kdcli.files.model_dirs import load_classifier
+    from kdcli.training import teacher_cache as tc
+    from kdcli.training.job import quiet_transformers
+
+    assert inputs.teacher is not None
+    with quiet_transformers():
+        model = load_classifier(inputs.teacher, inputs.teacher_options, token=inputs.task == TOKEN)
+    model.to(accelerator.device)
+    return tc.compute(
+        model,
+        encoded,
+        list(layers),
+        config.train.eval_batch_size,
+        accelerator.device,
+        config.train.bf16,
+        progress if accelerator.is_main_process else None,
+    )
+
+
+# --- training and the output --------------------------------------------------------------------
+
+
+def _fit(
+    config: DistillConfig,
+    inputs: _Inputs,
+    model: PreTrainedModel,
+    train_s: Encoded,
+    dev_s: Encoded,
+    outputs: TeacherOutputs | None,
+    pairs: list[tuple[int, int]],
+    area: CheckpointArea,
+    accelerator: Accelerator,
+    progress: ProgressCallback | None,
+) -> TrainOutcome:
+    from kdcli.training.job import eval_set, run_fit, train_labels
+    from kdcli.training.objective import KdSettings, classification_task
+
+    label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
+    student = inputs.student.name
+    task = classification_task(
+        model,
+        train_s,
+        dev=eval_set(dev_s, inputs.dev, label2id, student),
+        teacher=outputs,
+        teacher_order=_teacher_order(inputs.labels, _student_labels(model)),
+        kd=KdSettings(
+            config.kd_loss,
+            config.resolved_alpha(),
+            config.resolved_temperature() or 1.0,
+            config.hidden_loss_weight,
+        ),
+        layer_pairs=pairs,
+        **train_labels(inputs.train, label2id, student),
+    )
+    return run_fit(task, config.train, area, inputs.identity, config.resume, accelerator, progress)
+
+
+def _student_labels(model: PreTrainedModel) -> list[str]:
+    return [str(model.config.id2label[i]) for i in range(len(model.config.id2label))]
+
+
+def _teacher_order(teacher_labels: list[str], student_labels: list[str]) -> list[int] | None:
+    """The teacher's logit column of each student label (heads may order the same names
+    differently); None when they agree."""
+    order = [teacher_labels.index(name) for name in student_labels]
+    return None if order == sorted(order) else order
+
+
+def _finish(
+    config: DistillConfig,
+    inputs: _Inputs,
+    start: StartingClassifier,
+    tokenizer: Any,
+    outcome: TrainOutcome,
+    teacher: _TeacherRun,
+    pairs: list[tuple[int, int]],
+    notes: list[str],
+    area: CheckpointArea,
+    accelerator: Accelerator,
+    started: float,
+) -> DistillResult:
+    from kdcli.files.provenance import make_record
+    from kdcli.training.job import FinishedModel, summarize, training_record, write_output
+
+    student, teacher_ref, model = inputs.student, inputs.teacher, start.model
+    kd = config.kd_loss if inputs.uses_teacher else None
+    layer_map = [list(p) for p in pairs] or None
+    teacher_name = teacher_ref.name if teacher_ref else None
+    labels = _student_labels(model)
+    record = make_record(
+        "distill",
+        config.options(teacher_name),
+        teacher={**teacher_ref.describe(), "sha256": inputs.teacher_hash} if teacher_ref else None,
+        student={**student.describe(), "sha256": inputs.student_hash},
+        distillation={
+            "kd_loss": kd,
+            "alpha": config.resolved_alpha(),
+            "temperature": config.resolved_temperature(),
+            "hidden_loss_weight": config.hidden_loss_weight,
+            "layer_map": layer_map,
+        },
+        labels=labels,
+        head_fixes=start.head_record(),
+        **training_record(outcome, inputs.train, inputs.dev, accelerator.num_processes),
+        notes=notes,
+    )
+    summary = summarize(
+        outcome, inputs.train, inputs.dev, len(inputs.labels), time.perf_counter() - started
+    )
+    write_output(
+        FinishedModel(
+            classifier=model,
+            weights=outcome.best_weights,
+            tokenizer_ref=student,
+            tokenizer=tokenizer,
+            record=record,
+            parent=student.path,
+            card_title=f"{student.name} distilled by kdcli",
+            card_summary=_card_summary(student.name, teacher_ref if kd else None, kd, config),
+            card_facts=_facts(student.name, teacher_ref if kd else None, config, summary),
+            card_source=student.name,
+            options=config.options(teacher_name),
+            command="distill",
+        ),
+        Path(config.out),
+        config.overwrite,
+        area,
+        accelerator,
+    )
+    return DistillResult(
+        out=Path(config.out),
+        teacher=teacher_name,
+        student=student.name,
+        kd_loss=kd,
+        alpha=config.resolved_alpha(),
+        temperature=config.resolved_temperature(),
+        hidden_loss_weight=config.hidden_loss_weight,
+        layer_map=layer_map,
+        teacher_cache=teacher.cache_state,
+        teacher_seconds=teacher.seconds,
+        labels=labels,
+        training=replace(summary, seconds=time.perf_counter() - started),
+        notes=notes,
+    )
+
+
+def _card_summary(
+    student: str, teacher: ModelRef | None, kd: str | None, config: DistillConfig
+) -> str:
+    data = config.data_config().data
+    if kd is None or teacher is None:
+        return f"`{student}` trained by `kdcli distill --no-kd` on `{data}`."
+    return (
+        f"`{student}` trained by `kdcli distill` with {kd} distillation from "
+        f"teacher `{teacher.name}` on `{data}`."
+    )
 
 
 def _facts(

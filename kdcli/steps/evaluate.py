@@ -16,15 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback, report
-from kdcli.core.validation import check_positive, parse_csv
-from kdcli.data.splits import DataConfig, Examples, label_ids, load_split, normalize_split, tag_ids
+from kdcli.core.validation import check_int, check_max_length, check_names
+from kdcli.data.splits import (
+    DataConfig,
+    Examples,
+    check_config,
+    label_ids,
+    load_split,
+    normalize_split,
+    tag_ids,
+)
 from kdcli.evaluation.report import EvalReport, ModelRun, Speed, build_report
 from kdcli.files.model_dirs import (
-    TOKENIZER_FILES,
     LoadOptions,
-    ModelRef,
+    check_tokenizer_files,
+    label_names,
     read_config_dict,
     resolve_model,
 )
@@ -43,7 +51,7 @@ class EvalConfig:
     models: Sequence[str]
     data: str
     split: str = "test"
-    languages: str | Sequence[str] | None = None
+    languages: Sequence[str] | None = None
     batch_size: int = 64
     max_length: int = 128
     threads: int | None = None
@@ -58,7 +66,7 @@ class EvalConfig:
     def data_config(self, task: str | None = None) -> DataConfig:
         return DataConfig(
             data=self.data,
-            languages=parse_csv(self.languages),
+            languages=check_names("languages", self.languages),
             text_column=self.text_column,
             label_column=self.label_column,
             language_column=self.language_column,
@@ -96,11 +104,15 @@ def _short_name(path: str, parts: int = 1) -> str:
 def check_options(config: EvalConfig) -> None:
     """Everything that can be checked without reading data or models."""
     if not config.models:
-        raise KdcliError("no MODEL given: pass one or more model directories, Hub ids or exports")
-    check_positive("--batch-size", config.batch_size)
-    check_positive("--max-length", config.max_length)
-    check_positive("--threads", config.threads)
+        raise KdcliError(
+            f"no {option_ref('models')} given",
+            fix="pass one or more model directories, Hub ids or exports",
+        )
+    check_int("batch_size", config.batch_size)
+    check_max_length(config.max_length)
+    check_int("threads", config.threads, optional=True)
     normalize_split(config.split)
+    check_config(config.data_config())
 
 
 @dataclass(frozen=True)
@@ -127,8 +139,10 @@ def evaluate(config: EvalConfig, progress: ProgressCallback | None = None) -> Ev
     examples = load_split(config.data_config(task), config.split)
     if examples.task != task:
         raise KdcliError(
-            f"--data {config.data} holds {examples.task} examples, but the models are "
-            f"{task} models: evaluate them on data of their task"
+            f"holds {examples.task} examples, but the models are {task} models",
+            option="data",
+            value=config.data,
+            fix="evaluate them on data of their task",
         )
     for check in checks:
         known = {label: i for i, label in enumerate(check.labels)}
@@ -142,14 +156,17 @@ def evaluate(config: EvalConfig, progress: ProgressCallback | None = None) -> Ev
 
 
 def _task(config: EvalConfig, checks: Sequence[ModelCheck]) -> str:
-    """All models must have the same kind of head; --task, when given, must be it."""
+    """All models must have the same kind of head; `task`, when given, must be it."""
     heads = sorted({check.head for check in checks})
     if len(heads) > 1:
         kinds = ", ".join(f"{c.reference} ({c.head})" for c in checks)
         raise KdcliError(f"the models do not share a task: {kinds}; compare models of one task")
     if config.task is not None and config.task != heads[0]:
         raise KdcliError(
-            f"--task {config.task}, but {checks[0].reference} is a {heads[0]} model: drop --task"
+            f", but {checks[0].reference} is a {heads[0]} model",
+            option="task",
+            value=config.task,
+            fix=f"drop {option_ref('task')}",
         )
     return heads[0]
 
@@ -157,65 +174,33 @@ def _task(config: EvalConfig, checks: Sequence[ModelCheck]) -> str:
 def check_model(reference: str, options: LoadOptions | None = None) -> ModelCheck:
     """Find what MODEL is (PyTorch model or kdcli export) and that kdcli eval can run it,
     reading only small files (config.json, file names): no weights are loaded."""
-    from kdcli.runtime.predictor import ONNX_FILE, ONNX_INT8_FILE, import_onnxruntime
+    from kdcli.runtime.predictor import export_config, export_file, import_onnxruntime, onnx_kind
 
-    local = Path(reference).expanduser()
-    if local.suffix == ".onnx" and not local.is_file():
-        raise KdcliError(f"{reference} does not exist: pass an .onnx file written by kdcli export")
-    is_export = local.suffix == ".onnx" or (
-        local.is_dir() and ((local / ONNX_FILE).is_file() or (local / ONNX_INT8_FILE).is_file())
-    )
-    if is_export:
+    onnx_file = export_file(reference)
+    if onnx_file is not None:
         import_onnxruntime()  # a clear error now rather than after other models ran
-        folder = local.parent if local.is_file() else local
-        ref = ModelRef(reference, folder)
-        if not (folder / "config.json").is_file():
-            raise KdcliError(
-                f"{reference} has no config.json, so its labels are unknown: copy the source "
-                "model's config.json into it (kdcli export writes one)"
-            )
-        kind = "onnx-int8" if _export_file(local).stem.endswith("quantized") else "onnx"
+        folder, kind = onnx_file.parent, onnx_kind(onnx_file)
+        config = export_config(folder, reference)
     else:
-        if local.is_dir() and not (local / "config.json").is_file():
-            raise KdcliError(
-                f"{reference} is neither a model directory (config.json and weights) nor a kdcli "
-                f"export ({ONNX_FILE}): pass a directory written by save_pretrained or kdcli, or "
-                "a Hub model id"
-            )
         ref = resolve_model(reference, options)
-        kind = "pytorch"
-    if not any((ref.path / name).is_file() for name in TOKENIZER_FILES):
-        raise KdcliError(
-            f"{reference} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...): copy "
-            "the source model's tokenizer files into it"
-        )
-    head, labels = _labels(ref)
+        folder, kind, config = ref.path, "pytorch", read_config_dict(ref)
+    check_tokenizer_files(folder, reference)
+    head, labels = _labels(config, reference)
     return ModelCheck(reference, kind, labels, head)
 
 
-def _export_file(path: Path) -> Path:
-    """The .onnx file open_predictor will run for an export: int8 when the folder has one."""
-    from kdcli.runtime.predictor import ONNX_FILE, ONNX_INT8_FILE
-
-    if path.is_file():
-        return path
-    return path / ONNX_INT8_FILE if (path / ONNX_INT8_FILE).is_file() else path / ONNX_FILE
-
-
-def _labels(ref: ModelRef) -> tuple[str, list[str]]:
+def _labels(config: dict[str, Any], name: str) -> tuple[str, list[str]]:
     """The model's head and label names in id order, from config.json; a model without a
     classification head cannot be evaluated."""
     from kdcli.files.model_dirs import head_kind
 
-    config = read_config_dict(ref)
-    head = head_kind(config, ref.name)
+    head = head_kind(config, name)
     if head not in ("sequence-classification", "token-classification"):
         raise KdcliError(
-            f"{ref.name} is a {head} model: kdcli eval scores sequence and token classifiers; "
-            "fine-tune it first (kdcli finetune)"
+            f"{name} is a {head} model: kdcli eval scores sequence and token classifiers",
+            fix="fine-tune it first (kdcli finetune)",
         )
-    id2label = config.get("id2label") or {}
-    return head, [str(id2label[key]) for key in sorted(id2label, key=int)]
+    return head, label_names(config)
 
 
 def _run_model(

@@ -25,10 +25,16 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import CheckFailedError, KdcliError, one_line
+from kdcli.core.errors import CheckFailedError, KdcliError, one_line, option_ref
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.core.results import JsonResult
-from kdcli.core.validation import check_choice, check_positive, parse_csv
+from kdcli.core.validation import (
+    check_choice,
+    check_int,
+    check_max_length,
+    check_names,
+    check_number,
+)
 from kdcli.files.model_dirs import (
     LoadOptions,
     ModelRef,
@@ -78,7 +84,7 @@ class ExportConfig:
     quantize: str = "none"
     optimize: bool = False
     verify_data: str | None = None
-    languages: str | Sequence[str] | None = None
+    languages: Sequence[str] | None = None
     verify_samples: int = 20
     atol: float = 1e-4
     min_agreement: float = 0.99
@@ -102,7 +108,7 @@ class ExportConfig:
         del data["out"], data["overwrite"], data["latency"], data["threads"]
         if self.task is None:
             del data["task"], data["tag_scheme"]
-        data["languages"] = parse_csv(self.languages)
+        data["languages"] = check_names("languages", self.languages)
         return data
 
 
@@ -199,23 +205,26 @@ def export(config: ExportConfig, progress: ProgressCallback | None = None) -> Ex
 
 
 def _check_options(config: ExportConfig) -> None:
-    check_choice("--quantize", config.quantize, QUANTIZE)
-    check_positive("--atol", config.atol, allow_zero=True)
-    if not 0.0 <= config.min_agreement <= 1.0:
-        raise KdcliError(f"--min-agreement {config.min_agreement} must be between 0 and 1")
-    for option, value in (
-        ("--verify-samples", config.verify_samples),
-        ("--batch-size", config.batch_size),
-        ("--threads", config.threads),
-    ):
-        if value is not None and value < 1:
-            raise KdcliError(f"{option} {value} must be at least 1")
-    if config.max_length < 2:
-        raise KdcliError(f"--max-length {config.max_length} must be at least 2")
+    check_choice("quantize", config.quantize, QUANTIZE)
+    check_number("atol", config.atol, minimum=0)
+    check_number("min_agreement", config.min_agreement, minimum=0, maximum=1)
+    check_int("verify_samples", config.verify_samples)
+    check_int("batch_size", config.batch_size)
+    check_int("threads", config.threads, optional=True)
+    check_max_length(config.max_length)
     if config.opset is not None and not 17 <= config.opset <= 23:
-        raise KdcliError(f"--opset {config.opset} is unsupported: choose 17 to 23 (or leave it)")
-    if config.languages and not config.verify_data:
-        raise KdcliError("--languages restricts --verify-data: give --verify-data DATA too")
+        raise KdcliError(
+            "is unsupported",
+            option="opset",
+            value=config.opset,
+            fix="choose 17 to 23 (or leave it)",
+        )
+    if check_names("languages", config.languages) and not config.verify_data:
+        raise KdcliError(
+            f"restricts {option_ref('verify_data')}",
+            option="languages",
+            fix=f"give {option_ref('verify_data')} DATA too",
+        )
 
 
 def _check_exportable(model_config: dict[str, Any], name: str) -> str:
@@ -242,7 +251,12 @@ def _task(config: ExportConfig, model_config: dict[str, Any], name: str) -> str:
 
     head = head_kind(model_config, name)
     if config.task is not None and config.task != head:
-        raise KdcliError(f"--task {config.task}, but {name} is a {head} model: drop --task")
+        raise KdcliError(
+            f", but {name} is a {head} model",
+            option="task",
+            value=config.task,
+            fix=f"drop {option_ref('task')}",
+        )
     return head
 
 
@@ -260,11 +274,11 @@ def _verify_text(config: ExportConfig, task: str) -> VerifyText:
 
     data = DataConfig(
         data=config.verify_data,
-        languages=parse_csv(config.languages),
+        languages=check_names("languages", config.languages),
         task=task,
         tag_scheme=config.tag_scheme,
     )
-    examples = load_split(data, split="test")
+    examples = load_split(data, split="test", option="verify_data")
     keep = _sample_per_language(list(examples.languages), config.verify_samples, config.seed)
     text = VerifyText(
         [examples.texts[i] for i in keep],
@@ -642,12 +656,13 @@ def _failure_message(config: ExportConfig, result: ExportResult) -> str:
     parts = []
     if not verification.fp32.passed:
         parts.append(
-            f"fp32 max |Δlogit| {verification.fp32.max_abs_diff:.3g} > --atol {config.atol:g}"
+            f"fp32 max |Δlogit| {verification.fp32.max_abs_diff:.3g} > "
+            f"{option_ref('atol')} {config.atol:g}"
         )
     if verification.int8 is not None and not verification.int8.passed:
         parts.append(
-            f"int8 top-1 agreement {verification.int8.agreement:.2%} < --min-agreement "
-            f"{config.min_agreement:.2%}"
+            f"int8 top-1 agreement {verification.int8.agreement:.2%} < "
+            f"{option_ref('min_agreement')} {config.min_agreement:.2%}"
         )
     return (
         f"export verification failed: {'; '.join(parts)} on {verification.texts} texts. "

@@ -74,6 +74,7 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
         LoadOptions,
         content_hash,
         head_kind,
+        label_names,
         load_tokenizer,
         read_config_dict,
         resolve_model,
@@ -89,7 +90,6 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
         eval_set,
         load_classifier_for,
         load_splits,
-        model_labels,
         resolve_task,
         run_fit,
         summarize,
@@ -139,7 +139,7 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
     )
     outcome = run_fit(task, config.train, area, identity, config.resume, accelerator, progress)
 
-    labels = model_labels(model.config.to_dict())
+    labels = label_names(model.config.to_dict())
     notes = [*train.notes, *start.notes]
     record = make_record(
         "finetune",

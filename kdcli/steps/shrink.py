@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.core.results import JsonResult
-from kdcli.core.validation import parse_csv
+from kdcli.core.validation import check_choice, check_int, check_names
 from kdcli.data.splits import load_for_option, nonempty_texts
 from kdcli.files.model_card import write_model_card
 from kdcli.files.model_dirs import (
@@ -53,8 +53,8 @@ from kdcli.surgery.importance import WidthScores, magnitude_scores
 from kdcli.surgery.selection import (
     LAYER_STRATEGIES,
     HeadShape,
+    check_layers,
     choose_layers,
-    parse_layers,
     student_heads,
 )
 from kdcli.surgery.slicing import SlicePlan, copy_tensors, plan_tensors, width_plan
@@ -62,6 +62,7 @@ from kdcli.vocab.shrink_step import TrimSettings, VocabReport, VocabTrim, remap_
 
 if TYPE_CHECKING:
     from kdcli.surgery.calibration import Calibration
+    from kdcli.vocab.tokenizer_trim import VocabSelection
 
 DTYPES = ("float32", "float16", "bfloat16")
 WIDTH_STRATEGIES = ("first", "magnitude", "activation")
@@ -75,7 +76,7 @@ class ShrinkConfig:
 
     source: str
     out: Path
-    layers: str | Sequence[int] | None = None
+    layers: Sequence[int] | None = None
     num_layers: int | None = None
     layer_strategy: str | None = None
     hidden_size: int | None = None
@@ -91,7 +92,7 @@ class ShrinkConfig:
     vocab_from: str | None = None
     vocab_size: int | None = None
     min_frequency: int | None = None
-    languages: str | Sequence[str] | None = None
+    languages: Sequence[str] | None = None
     calib_data: str | None = None
     calib_samples: int | None = None
 
@@ -99,13 +100,12 @@ class ShrinkConfig:
         """The settings as provenance stores them: what shaped the student, not where it went."""
         data = asdict(self)
         del data["out"], data["overwrite"]
-        if self.layers is not None and not isinstance(self.layers, str):
-            data["layers"] = list(self.layers)
+        data["layers"] = list(self.layers) if self.layers is not None else None
         data["languages"] = self.language_list()
         return data
 
     def language_list(self) -> list[str] | None:
-        return parse_csv(self.languages)  # type: ignore[arg-type]
+        return check_names("languages", self.languages)
 
     def needs_calibration(self) -> bool:
         return self.width_strategy == "activation" or self.layer_strategy == "importance"
@@ -145,119 +145,240 @@ class ShrinkResult(JsonResult):
 
 
 def shrink(config: ShrinkConfig, progress: ProgressCallback | None = None) -> ShrinkResult:
-    """Build the student described by `config` and write it to `config.out`."""
+    """Build the student described by `config` and write it to `config.out`.
+
+    First a plan (layers, kept channels, the student's config and tensors, the vocabulary),
+    checked against the model transformers builds from that config before anything is written;
+    then one writer streams the student's files into place.
+    """
     started = time.perf_counter()
     _check_options(config)
     check_output_dir(Path(config.out), config.overwrite)
     ref = resolve_model(config.source, LoadOptions(config.revision, config.allow_pickle))
-    teacher_config = read_config_dict(ref)
-    arch = architecture_for(teacher_config, ref.name)
-    kind = head_kind(teacher_config, ref.name)
-    dims = arch.teacher_dims(teacher_config)
-    heads = _select_heads(config, dims)
-    hidden = config.hidden_size or dims["hidden"]
-    intermediate = config.intermediate_size or dims["intermediate"]
-    _check_width(config, teacher_config, dims, arch)
-    files = weight_files(ref, config.allow_pickle)
+    teacher = _teacher(config, ref)
     calib_texts = _calibration_texts(config) if config.needs_calibration() else None
     trim = VocabTrim.load(_trim_settings(config), ref) if config.vocab_from else None
-
     with open_checkpoint(ref, config.allow_pickle) as checkpoint:
-        infos = checkpoint.infos()
-        matcher = TensorMatcher(arch, list(infos))
-        emb_is_hidden = arch.embedding_tied_to_hidden(teacher_config)
-        calibration = None
-        if calib_texts is not None:
-            calibration = _calibrate(
-                config, ref, teacher_config, matcher, infos, arch, calib_texts, progress
-            )
-        layers = _select_layers(config, dims["layers"], calibration)
-        plans, dropped = plan_tensors(matcher, sorted(infos), layers)
-        width_changes = (hidden, intermediate, heads.width) != (
-            dims["hidden"],
-            dims["intermediate"],
-            dims["hidden"],
-        )
-        scores = None
-        if width_changes and not config.random_init:
-            scores = _width_scores(config, checkpoint, plans, emb_is_hidden, calibration, progress)
-        slices = width_plan(layers, dims, hidden, heads, intermediate, scores, emb_is_hidden)
-        if trim is not None:
-            trim.select(config.source, teacher_config, _vocab_rows(plans, infos))
-            slices = replace(slices, vocab=trim.kept)
-        student_config = _student_config(teacher_config, arch, kind, slices, heads, intermediate)
-        if trim is not None:
-            remap_token_ids(student_config, trim.new_ids)
-        dtypes = _output_dtypes(plans, infos, config.dtype)
-        student_infos = [
-            slices.student_info(p, infos[p.teacher_name], dtypes[p.student_name]) for p in plans
-        ]
-        student_config["dtype"] = config.dtype or _main_dtype(student_infos)
-        student_config.pop("torch_dtype", None)
-
+        plan = plan_student(config, teacher, checkpoint, calib_texts, trim, progress)
+        verify_plan(plan)
         with atomic_output_dir(Path(config.out), config.overwrite) as tmp:
-            (tmp / "config.json").write_text(
-                json.dumps(student_config, indent=2, sort_keys=True) + "\n"
-            )
-            if config.random_init:
-                _write_random(tmp, kind, config.seed, student_config["dtype"])
-            else:
-                writer = SafetensorsWriter(tmp / WEIGHTS_FILE, student_infos)
-                copy_tensors(checkpoint, plans, slices, writer, dtypes, progress)
-                writer.close()
-            vocab_report = None
-            if trim is None:
-                copy_tokenizer_files(ref, tmp)
-            else:
-                vocab_report = trim.write(ref, tmp, progress)
-            result = _result(config, ref, arch, kind, slices, dims, heads, infos, tmp, started)
-            result = replace(
-                result,
-                teacher_embedding_params=_embedding_params(plans, infos),
-                student_embedding_params=_embedding_params(
-                    plans, {i.name: i for i in student_infos}, student=True
-                ),
-                vocab=vocab_report,
-                layer_importance=calibration.layer_importance if calibration else None,
-                calibration_samples=calibration.samples if calibration else None,
-                notes=result.notes + (vocab_report.notes() if vocab_report else []),
-            )
-            record = _record(config, ref, files, result, slices, dropped, dims, heads)
-            record["vocab"] = trim.provenance(vocab_report) if trim and vocab_report else None
-            if calibration is not None:
-                record["calibration"] = _calibration_record(config, calibration)
+            vocab = _write_student(config, plan, checkpoint, trim, tmp, progress)
+            result = _result(config, plan, vocab, tmp, time.perf_counter() - started)
+            record = _record(config, plan, result, trim)
             write_provenance(tmp, with_history(record, read_provenance(ref.path)))
             _model_card(tmp, result)
-    return _with_out(result, Path(config.out), time.perf_counter() - started)
+    return result
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """What shrink needs to know about the teacher before reading its weights."""
+
+    ref: ModelRef
+    config: dict[str, Any]
+    architecture: Architecture
+    head: str
+    dims: dict[str, int]  # layers, hidden, intermediate, heads
+    files: list[Path]
+
+
+def _teacher(config: ShrinkConfig, ref: ModelRef) -> Teacher:
+    teacher_config = read_config_dict(ref)
+    arch = architecture_for(teacher_config, ref.name)
+    dims = arch.teacher_dims(teacher_config)
+    teacher = Teacher(
+        ref,
+        teacher_config,
+        arch,
+        head_kind(teacher_config, ref.name),
+        dims,
+        weight_files(ref, config.allow_pickle),
+    )
+    _check_width(config, teacher)
+    return teacher
+
+
+@dataclass(frozen=True)
+class ShrinkPlan:
+    """The whole student, decided before anything is written: which teacher tensor (or slice)
+    each student tensor is, its dtype, and the student's config.json."""
+
+    teacher: Teacher
+    teacher_infos: dict[str, TensorInfo]
+    heads: HeadShape
+    intermediate: int
+    tensors: list[TensorPlan]  # every student tensor and where it comes from
+    dropped: list[str]  # teacher tensors the student does not keep
+    slices: SlicePlan  # the kept indices of every role
+    dtypes: dict[str, str]  # student tensor name -> dtype
+    student_infos: list[TensorInfo]
+    student_config: dict[str, Any]
+    calibration: Calibration | None
+    vocab: VocabSelection | None
+
+
+def plan_student(
+    config: ShrinkConfig,
+    teacher: Teacher,
+    checkpoint: Checkpoint,
+    calib_texts: list[str] | None,
+    trim: VocabTrim | None,
+    progress: ProgressCallback | None,
+) -> ShrinkPlan:
+    """Decide the student: reads the teacher (and runs it on calibration text when a strategy
+    needs that), writes nothing."""
+    arch, dims = teacher.architecture, teacher.dims
+    heads = _select_heads(config, dims)
+    intermediate = config.intermediate_size or dims["intermediate"]
+    infos = checkpoint.infos()
+    matcher = TensorMatcher(arch, list(infos))
+    emb_is_hidden = arch.embedding_tied_to_hidden(teacher.config)
+    calibration = None
+    if calib_texts is not None:
+        calibration = _calibrate(config, teacher, matcher, infos, calib_texts, progress)
+    layers = _select_layers(config, dims["layers"], calibration)
+    tensors, dropped = plan_tensors(matcher, sorted(infos), layers)
+    width_changes = (heads.width, intermediate) != (dims["hidden"], dims["intermediate"])
+    scores = None
+    if width_changes and not config.random_init:
+        scores = _width_scores(config, checkpoint, tensors, emb_is_hidden, calibration, progress)
+    slices = width_plan(layers, dims, heads.width, heads, intermediate, scores, emb_is_hidden)
+    vocab = None
+    if trim is not None:
+        vocab = trim.select(config.source, teacher.config, _vocab_rows(tensors, infos))
+        slices = replace(slices, vocab=vocab.kept)
+    dtypes = _output_dtypes(tensors, infos, config.dtype)
+    student_infos = [
+        slices.student_info(t, infos[t.teacher_name], dtypes[t.student_name]) for t in tensors
+    ]
+    student_config = _student_config(teacher, slices, heads, intermediate, vocab)
+    student_config["dtype"] = config.dtype or _main_dtype(student_infos)
+    return ShrinkPlan(
+        teacher=teacher,
+        teacher_infos=infos,
+        heads=heads,
+        intermediate=intermediate,
+        tensors=tensors,
+        dropped=dropped,
+        slices=slices,
+        dtypes=dtypes,
+        student_infos=student_infos,
+        student_config=student_config,
+        calibration=calibration,
+        vocab=vocab,
+    )
+
+
+def verify_plan(plan: ShrinkPlan) -> None:
+    """The planned tensors are exactly the ones transformers builds from the planned config:
+    build the student on the meta device (no memory, no weights) and compare every name and
+    shape, so a layout kdcli gets wrong fails here, before anything is written."""
+    expected = student_shapes(plan.student_config, plan.teacher.head)
+    prefix = plan.teacher.architecture.prefix + "."
+    planned = {_base_name(info.name, prefix, expected): info.shape for info in plan.student_infos}
+    # What the teacher's checkpoint never had (the pooler of an encoder saved from a masked-LM
+    # model) transformers initialises, for the student as it would for the teacher.
+    teacher_names = {_base_name(name, prefix, expected) for name in plan.teacher_infos}
+    missing = sorted((set(expected) - set(planned)) & teacher_names)
+    extra = sorted(set(planned) - set(expected))
+    wrong = sorted(n for n in set(expected) & set(planned) if expected[n] != planned[n])
+    problems = (
+        [f"{n} is missing" for n in missing]
+        + [f"{n} is not in the model" for n in extra]
+        + [f"{n} is {planned[n]}, the model's {expected[n]}" for n in wrong]
+    )
+    if problems:
+        raise KdcliError(
+            f"{plan.teacher.ref.name}: the planned student does not match the model transformers "
+            f"builds from its config ({'; '.join(problems[:3])}"
+            f"{f'; +{len(problems) - 3} more' if len(problems) > 3 else ''}): this model "
+            "variant is not supported"
+        )
+
+
+def student_shapes(student_config: dict[str, Any], head: str) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor transformers saves for `student_config`, found by building
+    the model on the meta device."""
+    import torch
+    from transformers import CONFIG_MAPPING
+
+    model_config = CONFIG_MAPPING[student_config["model_type"]].from_dict(student_config)
+    with torch.device("meta"):
+        model = _model_class(head).from_config(model_config)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+def _base_name(name: str, prefix: str, expected: dict[str, Any]) -> str:
+    """A bare encoder's checkpoint may name tensors with its task model's prefix ("bert."),
+    which transformers drops when it loads them into the base model."""
+    if name in expected or not name.startswith(prefix):
+        return name
+    return name.removeprefix(prefix)
+
+
+def _model_class(head: str) -> Any:
+    from transformers import (
+        AutoModel,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+    )
+
+    return {
+        "sequence-classification": AutoModelForSequenceClassification,
+        "token-classification": AutoModelForTokenClassification,
+        "encoder": AutoModel,
+    }[head]
+
+
+def _write_student(
+    config: ShrinkConfig,
+    plan: ShrinkPlan,
+    checkpoint: Checkpoint,
+    trim: VocabTrim | None,
+    out_dir: Path,
+    progress: ProgressCallback | None,
+) -> VocabReport | None:
+    """The student's files: config.json, weights (copied or fresh), tokenizer."""
+    (out_dir / "config.json").write_text(
+        json.dumps(plan.student_config, indent=2, sort_keys=True) + "\n"
+    )
+    if config.random_init:
+        _write_random(out_dir, plan.teacher.head, config.seed, plan.student_config["dtype"])
+    else:
+        writer = SafetensorsWriter(out_dir / WEIGHTS_FILE, plan.student_infos)
+        copy_tensors(checkpoint, plan.tensors, plan.slices, writer, plan.dtypes, progress)
+        writer.close()
+    if trim is None or plan.vocab is None:
+        copy_tokenizer_files(plan.teacher.ref, out_dir)
+        return None
+    return trim.write(plan.vocab, plan.teacher.ref, out_dir, progress)
+
+
+def _both(first: str, second: str) -> KdcliError:
+    return KdcliError(
+        f"{option_ref(first)} and {option_ref(second)} were both given", fix="use one of them"
+    )
 
 
 def _check_options(config: ShrinkConfig) -> None:
     if config.layers is not None and config.num_layers is not None:
-        raise KdcliError("--layers and --num-layers were both given: use one of them")
+        raise _both("layers", "num_layers")
     if config.layers is not None and config.layer_strategy is not None:
-        raise KdcliError("--layers and --layer-strategy were both given: use one of them")
-    if config.layer_strategy is not None and config.layer_strategy not in LAYER_STRATEGIES:
-        raise KdcliError(
-            f"--layer-strategy {config.layer_strategy!r} is unknown: choose one of "
-            f"{', '.join(LAYER_STRATEGIES)}"
-        )
-    if config.width_strategy not in WIDTH_STRATEGIES:
-        raise KdcliError(
-            f"--width-strategy {config.width_strategy!r} is unknown: choose one of "
-            f"{', '.join(WIDTH_STRATEGIES)}"
-        )
-    if config.dtype is not None and config.dtype not in DTYPES:
-        raise KdcliError(f"--dtype {config.dtype!r} is unknown: choose one of {', '.join(DTYPES)}")
-    for option, value in (
-        ("--hidden-size", config.hidden_size),
-        ("--intermediate-size", config.intermediate_size),
-        ("--num-heads", config.num_heads),
-        ("--vocab-size", config.vocab_size),
-        ("--min-frequency", config.min_frequency),
-        ("--calib-samples", config.calib_samples),
+        raise _both("layers", "layer_strategy")
+    check_choice("layer_strategy", config.layer_strategy, LAYER_STRATEGIES)
+    check_choice("width_strategy", config.width_strategy, WIDTH_STRATEGIES)
+    check_choice("dtype", config.dtype, DTYPES)
+    for option in (
+        "num_layers",
+        "hidden_size",
+        "intermediate_size",
+        "num_heads",
+        "vocab_size",
+        "min_frequency",
+        "calib_samples",
     ):
-        if value is not None and value < 1:
-            raise KdcliError(f"{option} {value} must be a positive integer")
+        check_int(option, getattr(config, option), optional=True)
+    config.language_list()
     _check_data_options(config)
 
 
@@ -266,42 +387,58 @@ def _check_data_options(config: ShrinkConfig) -> None:
     wants = [
         option
         for option, asked in (
-            ("--width-strategy activation", config.width_strategy == "activation"),
-            ("--layer-strategy importance", config.layer_strategy == "importance"),
+            (f"{option_ref('width_strategy')} activation", config.width_strategy == "activation"),
+            (f"{option_ref('layer_strategy')} importance", config.layer_strategy == "importance"),
         )
         if asked
     ]
+    calib_data = option_ref("calib_data")
     if wants and not config.calib_data:
         raise KdcliError(
-            f"{' and '.join(wants)} rank(s) the teacher's parts on calibration text: "
-            "add --calib-data DATA (e.g. the training data)"
+            f"{' and '.join(wants)} rank(s) the teacher's parts on calibration text",
+            fix=f"add {calib_data} DATA (e.g. the training data)",
         )
     if wants and config.random_init:
         raise KdcliError(
-            f"--random-init gives fresh weights, so {wants[0]} has nothing to rank: "
-            "drop one of them"
+            f"{option_ref('random_init')} gives fresh weights, so {wants[0]} has nothing to rank",
+            fix="drop one of them",
         )
     if config.layer_strategy == "importance" and config.num_layers is None:
-        raise KdcliError("--layer-strategy importance needs --num-layers N (how many to keep)")
+        raise KdcliError(
+            f"needs {option_ref('num_layers')} N (how many to keep)",
+            option="layer_strategy",
+            value=config.layer_strategy,
+        )
     if config.calib_data and not wants:
         raise KdcliError(
-            f"--calib-data {config.calib_data} is used only by --width-strategy activation or "
-            "--layer-strategy importance: add one of them or drop --calib-data"
+            f"is used only by {option_ref('width_strategy')} activation or "
+            f"{option_ref('layer_strategy')} importance",
+            option="calib_data",
+            value=config.calib_data,
+            fix=f"add one of them or drop {calib_data}",
         )
     if config.calib_samples is not None and not config.calib_data:
-        raise KdcliError("--calib-samples needs --calib-data DATA: add it or drop --calib-samples")
-    for option, value in (
-        ("--vocab-size", config.vocab_size),
-        ("--min-frequency", config.min_frequency),
-    ):
+        raise KdcliError(
+            f"needs {calib_data} DATA",
+            option="calib_samples",
+            fix=f"add it or drop {option_ref('calib_samples')}",
+        )
+    for option in ("vocab_size", "min_frequency"):
+        value = getattr(config, option)
         if value is not None and not config.vocab_from:
-            raise KdcliError(f"{option} {value} needs --vocab-from DATA: add it or drop {option}")
+            raise KdcliError(
+                f"needs {option_ref('vocab_from')} DATA",
+                option=option,
+                value=value,
+                fix=f"add it or drop {option_ref(option)}",
+            )
     if config.vocab_size is not None and config.min_frequency is not None:
-        raise KdcliError("--vocab-size and --min-frequency were both given: use one of them")
+        raise _both("vocab_size", "min_frequency")
     if config.language_list() and not (config.vocab_from or config.calib_data):
         raise KdcliError(
-            "--languages restricts the data of --vocab-from or --calib-data: add one of them "
-            "or drop --languages"
+            f"restricts the data of {option_ref('vocab_from')} or {calib_data}",
+            option="languages",
+            fix=f"add one of them or drop {option_ref('languages')}",
         )
 
 
@@ -309,10 +446,7 @@ def _select_layers(
     config: ShrinkConfig, teacher_layers: int, calibration: Calibration | None
 ) -> list[int]:
     if config.layers is not None:
-        spec = (
-            config.layers if isinstance(config.layers, str) else ",".join(map(str, config.layers))
-        )
-        return parse_layers(spec, teacher_layers)
+        return check_layers(config.layers, teacher_layers)
     if config.num_layers is None and config.layer_strategy is None:
         return list(range(teacher_layers))
     importance = calibration.layer_importance if calibration else None
@@ -333,8 +467,8 @@ def _calibration_texts(config: ShrinkConfig) -> list[str]:
 
     assert config.calib_data is not None
     languages = config.language_list()
-    examples = load_for_option(config.calib_data, "--calib-data", "train", languages)
-    nonempty_texts(examples, "--calib-data", config.calib_data, languages)  # no text: an error
+    examples = load_for_option(config.calib_data, "calib_data", "train", languages)
+    nonempty_texts(examples, "calib_data", config.calib_data, languages)  # no text: an error
     return calibration_texts(
         examples.texts, examples.languages, config.calib_samples or CALIB_SAMPLES, config.seed
     )
@@ -342,24 +476,21 @@ def _calibration_texts(config: ShrinkConfig) -> list[str]:
 
 def _calibrate(
     config: ShrinkConfig,
-    ref: ModelRef,
-    teacher_config: dict[str, Any],
+    teacher: Teacher,
     matcher: TensorMatcher,
     infos: dict[str, TensorInfo],
-    arch: Architecture,
     texts: list[str],
     progress: ProgressCallback | None,
 ) -> Calibration:
     """Activation statistics of the teacher on the calibration text, for every teacher layer."""
     from kdcli.surgery.calibration import calibrate, hook_points
 
-    teacher_layers = arch.teacher_dims(teacher_config)["layers"]
-    every_layer, _ = plan_tensors(matcher, sorted(infos), list(range(teacher_layers)))
-    points = hook_points(every_layer, matcher, arch.embedding_tied_to_hidden(teacher_config))
+    every_layer, _ = plan_tensors(matcher, sorted(infos), list(range(teacher.dims["layers"])))
+    emb_is_hidden = teacher.architecture.embedding_tied_to_hidden(teacher.config)
     return calibrate(
-        ref,
-        teacher_config,
-        points,
+        teacher.ref,
+        teacher.config,
+        hook_points(every_layer, matcher, emb_is_hidden),
         texts,
         want_width=config.width_strategy == "activation",
         want_layers=config.layer_strategy == "importance",
@@ -419,19 +550,23 @@ def _select_heads(config: ShrinkConfig, dims: dict[str, int]) -> HeadShape:
     hidden = config.hidden_size or dims["hidden"]
     if hidden > dims["hidden"]:
         raise KdcliError(
-            f"--hidden-size {hidden} is larger than the teacher's {dims['hidden']}: "
-            f"choose at most {dims['hidden']}"
+            f"is larger than the teacher's {dims['hidden']}",
+            option="hidden_size",
+            value=hidden,
+            fix=f"choose at most {dims['hidden']}",
         )
     return student_heads(dims["hidden"], dims["heads"], hidden, config.num_heads)
 
 
-def _check_width(
-    config: ShrinkConfig, teacher_config: dict[str, Any], dims: dict[str, int], arch: Architecture
-) -> None:
+def _check_width(config: ShrinkConfig, teacher: Teacher) -> None:
+    teacher_config, dims, arch = teacher.config, teacher.dims, teacher.architecture
+    _select_heads(config, dims)
     if config.intermediate_size is not None and config.intermediate_size > dims["intermediate"]:
         raise KdcliError(
-            f"--intermediate-size {config.intermediate_size} is larger than the teacher's "
-            f"{dims['intermediate']}: choose at most {dims['intermediate']}"
+            f"is larger than the teacher's {dims['intermediate']}",
+            option="intermediate_size",
+            value=config.intermediate_size,
+            fix=f"choose at most {dims['intermediate']}",
         )
     hidden = config.hidden_size or dims["hidden"]
     hidden_changes = hidden != dims["hidden"]
@@ -439,44 +574,50 @@ def _check_width(
     projected = emb_key is not None and not arch.embedding_tied_to_hidden(teacher_config)
     if hidden_changes and projected and hidden == int(teacher_config[emb_key]):
         raise KdcliError(
-            f"--hidden-size {hidden} equals the teacher's {emb_key} ({hidden}): "
-            f"{arch.family} then has no embedding projection to copy; choose another size"
+            f"equals the teacher's {emb_key} ({hidden}): {arch.family} then has no embedding "
+            "projection to copy",
+            option="hidden_size",
+            value=hidden,
+            fix="choose another size",
         )
     if hidden_changes and teacher_config.get("sinusoidal_pos_embds"):
         raise KdcliError(
             f"{config.source}: {arch.family} with sinusoidal position embeddings cannot change "
-            "--hidden-size; keep the teacher's width"
+            f"{option_ref('hidden_size')}",
+            fix="keep the teacher's width",
         )
 
 
 def _student_config(
-    teacher: dict[str, Any],
-    arch: Architecture,
-    kind: str,
+    teacher: Teacher,
     slices: SlicePlan,
     heads: HeadShape,
     intermediate: int,
+    vocab: VocabSelection | None,
 ) -> dict[str, Any]:
     from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
 
+    arch, original = teacher.architecture, teacher.config
     keys = arch.keys
-    config = dict(teacher)
+    config = dict(original)
     hidden = heads.width
     emb_key = arch.embedding_size_key
-    if emb_key and emb_key in config and arch.embedding_tied_to_hidden(teacher):
+    if emb_key and emb_key in config and arch.embedding_tied_to_hidden(original):
         config[emb_key] = hidden
-    if "pooler_hidden_size" in config and config["pooler_hidden_size"] == teacher[keys.hidden]:
+    if "pooler_hidden_size" in config and config["pooler_hidden_size"] == original[keys.hidden]:
         config["pooler_hidden_size"] = hidden
     config[keys.layers] = len(slices.layers)
     config[keys.hidden] = hidden
     config[keys.intermediate] = intermediate
     config[keys.heads] = heads.num_heads
-    if isinstance(teacher.get("layer_types"), list):
-        config["layer_types"] = [teacher["layer_types"][i] for i in slices.layers]
-    if slices.vocab is not None:
-        config["vocab_size"] = len(slices.vocab)
-    if kind == "encoder":
-        config["architectures"] = [MODEL_MAPPING_NAMES[teacher["model_type"]]]
+    if isinstance(original.get("layer_types"), list):
+        config["layer_types"] = [original["layer_types"][i] for i in slices.layers]
+    if vocab is not None:
+        config["vocab_size"] = len(vocab.kept)
+        remap_token_ids(config, vocab.new_ids)
+    if teacher.head == "encoder":
+        config["architectures"] = [MODEL_MAPPING_NAMES[original["model_type"]]]
+    config.pop("torch_dtype", None)
     return config
 
 
@@ -526,46 +667,40 @@ def _write_random(out_dir: Path, kind: str, seed: int, dtype: str) -> None:
 
 def _result(
     config: ShrinkConfig,
-    ref: ModelRef,
-    arch: Architecture,
-    kind: str,
-    slices: SlicePlan,
-    dims: dict[str, int],
-    heads: HeadShape,
-    infos: dict[str, TensorInfo],
+    plan: ShrinkPlan,
+    vocab: VocabReport | None,
     out_dir: Path,
-    started: float,
+    seconds: float,
 ) -> ShrinkResult:
-    from kdcli.files.tensor_stream import SafetensorsFile
-
-    student_file = SafetensorsFile(out_dir / WEIGHTS_FILE)
-    student_params = sum(info.numel for info in student_file.infos().values())
+    teacher, slices, heads = plan.teacher, plan.slices, plan.heads
+    dims = teacher.dims
+    calibration = plan.calibration
+    student_infos = {info.name: info for info in plan.student_infos}
     return ShrinkResult(
-        out=out_dir,
-        source=ref.name,
-        architecture=arch.family,
-        head=kind,
+        out=Path(config.out),
+        source=teacher.ref.name,
+        architecture=teacher.architecture.family,
+        head=teacher.head,
         init="random" if config.random_init else "copy",
         kept_layers=list(slices.layers),
         teacher=Shape(dims["layers"], dims["hidden"], dims["intermediate"], dims["heads"]),
-        student=Shape(
-            len(slices.layers),
-            heads.width,
-            config.intermediate_size or dims["intermediate"],
-            heads.num_heads,
-        ),
-        teacher_params=sum(info.numel for info in infos.values()),
-        student_params=student_params,
-        teacher_bytes=sum(f.stat().st_size for f in weight_files(ref, config.allow_pickle)),
+        student=Shape(len(slices.layers), heads.width, plan.intermediate, heads.num_heads),
+        teacher_params=sum(info.numel for info in plan.teacher_infos.values()),
+        student_params=sum(info.numel for info in plan.student_infos),
+        teacher_bytes=sum(f.stat().st_size for f in teacher.files),
         student_bytes=(out_dir / WEIGHTS_FILE).stat().st_size,
-        seconds=time.perf_counter() - started,
-        notes=_notes(config, arch, slices, dims),
+        seconds=seconds,
+        notes=_notes(config, plan) + (vocab.notes() if vocab else []),
+        teacher_embedding_params=_embedding_params(plan.tensors, plan.teacher_infos),
+        student_embedding_params=_embedding_params(plan.tensors, student_infos, student=True),
+        vocab=vocab,
+        layer_importance=calibration.layer_importance if calibration else None,
+        calibration_samples=calibration.samples if calibration else None,
     )
 
 
-def _notes(
-    config: ShrinkConfig, arch: Architecture, slices: SlicePlan, dims: dict[str, int]
-) -> list[str]:
+def _notes(config: ShrinkConfig, plan: ShrinkPlan) -> list[str]:
+    arch, slices, dims = plan.teacher.architecture, plan.slices, plan.teacher.dims
     notes = []
     if slices.hidden is not None and not config.random_init:
         notes.append(
@@ -588,16 +723,10 @@ def _notes(
 
 
 def _record(
-    config: ShrinkConfig,
-    ref: ModelRef,
-    files: list[Path],
-    result: ShrinkResult,
-    slices: SlicePlan,
-    dropped: list[str],
-    dims: dict[str, int],
-    heads: HeadShape,
+    config: ShrinkConfig, plan: ShrinkPlan, result: ShrinkResult, trim: VocabTrim | None
 ) -> dict[str, Any]:
-    source = {**ref.describe(), "sha256": content_hash(files)}
+    teacher, slices, heads, dims = plan.teacher, plan.slices, plan.heads, plan.teacher.dims
+    source = {**teacher.ref.describe(), "sha256": content_hash(teacher.files)}
     width = {
         "hidden": {
             "teacher": dims["hidden"],
@@ -618,6 +747,16 @@ def _record(
             "kept": {str(layer): to_ranges(kept) for layer, kept in slices.inter.items()} or None,
         },
     }
+    vocab = (
+        trim.provenance(plan.vocab, result.vocab)
+        if trim is not None and plan.vocab is not None and result.vocab is not None
+        else None
+    )
+    calibration = (
+        {"calibration": _calibration_record(config, plan.calibration)}
+        if plan.calibration is not None
+        else {}
+    )
     return make_record(
         "shrink",
         config.settings(),
@@ -627,10 +766,11 @@ def _record(
         init=result.init,
         layers={"teacher": dims["layers"], "kept": list(slices.layers)},
         width=width,
-        vocab=None,
+        vocab=vocab,
         params={"teacher": result.teacher_params, "student": result.student_params},
-        dropped_tensors=dropped,
+        dropped_tensors=plan.dropped,
         notes=result.notes,
+        **calibration,
     )
 
 
@@ -662,9 +802,3 @@ def _model_card(out_dir: Path, result: ShrinkResult) -> None:
             )
         )
     write_model_card(out_dir, f"kdcli student of {result.source}", summary, facts, result.source)
-
-
-def _with_out(result: ShrinkResult, out: Path, seconds: float) -> ShrinkResult:
-    from dataclasses import replace
-
-    return replace(result, out=out, seconds=seconds)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.data.batching import collate, encode, model_inputs
 from kdcli.surgery.importance import WidthScores
@@ -134,8 +134,8 @@ def calibrate(
     if missing:
         raise KdcliError(
             f"{ref.name}: the loaded model has no module {missing[0]!r} that its checkpoint "
-            "names: it cannot be calibrated; use --width-strategy first/magnitude and a fixed "
-            "--layer-strategy"
+            f"names: it cannot be calibrated; use {option_ref('width_strategy')} first/magnitude "
+            f"and a fixed {option_ref('layer_strategy')}"
         )
     stats = _Stats()
     handles = _register(modules, points, stats, want_width, want_layers)
@@ -272,7 +272,8 @@ def _result(
         if unseen:
             raise KdcliError(
                 f"calibration saw no output of teacher layer {unseen[0]}: this model cannot be "
-                "ranked by --layer-strategy importance; choose uniform, first, last or every-other"
+                f"ranked by {option_ref('layer_strategy')} importance; choose uniform, first, "
+                "last or every-other"
             )
         importance = [stats.change[layer] / stats.change_counts[layer] for layer in layers]
     return Calibration(width, importance, samples, stats.tokens)

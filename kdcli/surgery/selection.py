@@ -10,40 +10,47 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
+from kdcli.core.validation import check_choice, check_int
 
 LAYER_STRATEGIES = ("uniform", "first", "last", "every-other", "importance")
 WIDTH_STRATEGIES = ("first", "magnitude", "activation")
 
 
-def parse_layers(spec: str, num_teacher_layers: int) -> list[int]:
-    """`--layers 0,2,4`: explicit teacher layer indices, checked and in increasing order."""
-    parts = [p.strip() for p in spec.split(",")]
-    if not spec.strip() or any(p == "" for p in parts):
+def check_layers(layers: Sequence[int], num_teacher_layers: int) -> list[int]:
+    """Explicit teacher layer indices (`layers`), checked: in range, each once, in increasing
+    order (a student keeps the teacher's order)."""
+    if (
+        isinstance(layers, str)
+        or not layers
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in layers)
+    ):
         raise KdcliError(
-            f"--layers {spec!r} is empty or has an empty item: give comma-separated indices "
-            "such as 0,2,4,7,9,11"
+            "is not a list of layer indices",
+            option="layers",
+            value=layers,
+            fix="give teacher layer indices such as [0, 2, 4, 7, 9, 11]",
         )
-    try:
-        layers = [int(p) for p in parts]
-    except ValueError as err:
-        raise KdcliError(
-            f"--layers {spec!r} is not a list of integers: give comma-separated indices "
-            "such as 0,2,4,7,9,11"
-        ) from err
+    layers = list(layers)
     bad = [i for i in layers if not 0 <= i < num_teacher_layers]
     if bad:
         raise KdcliError(
-            f"--layers {spec!r}: {bad} out of range; the teacher has {num_teacher_layers} "
-            f"layers, indices 0..{num_teacher_layers - 1}"
+            f": {bad} out of range; the teacher has {num_teacher_layers} layers, indices "
+            f"0..{num_teacher_layers - 1}",
+            option="layers",
+            value=layers,
         )
     dupes = sorted({i for i in layers if layers.count(i) > 1})
     if dupes:
-        raise KdcliError(f"--layers {spec!r} repeats {dupes}: give each layer once")
+        raise KdcliError(
+            f"repeats {dupes}", option="layers", value=layers, fix="give each layer once"
+        )
     if layers != sorted(layers):
         raise KdcliError(
-            f"--layers {spec!r} is not in increasing order: layers keep the teacher's order, "
-            f"write {','.join(map(str, sorted(layers)))}"
+            "is not in increasing order",
+            option="layers",
+            value=layers,
+            fix=f"layers keep the teacher's order, write {','.join(map(str, sorted(layers)))}",
         )
     return layers
 
@@ -55,13 +62,12 @@ def choose_layers(
     importance: Sequence[float] | None = None,
 ) -> list[int]:
     """Teacher layers to keep for `--num-layers N --layer-strategy S`."""
-    if strategy not in LAYER_STRATEGIES:
-        raise KdcliError(
-            f"--layer-strategy {strategy!r} is unknown: choose one of {', '.join(LAYER_STRATEGIES)}"
-        )
+    check_choice("layer_strategy", strategy, LAYER_STRATEGIES)
     if num_layers is None:
         if strategy != "every-other":
-            raise KdcliError(f"--layer-strategy {strategy} needs --num-layers N")
+            raise KdcliError(
+                f"needs {option_ref('num_layers')} N", option="layer_strategy", value=strategy
+            )
         num_layers = math.ceil(num_teacher_layers / 2)
     _check_count(num_layers, num_teacher_layers, strategy)
     if strategy == "uniform":
@@ -73,22 +79,27 @@ def choose_layers(
     if strategy == "every-other":
         return list(range(0, 2 * num_layers, 2))
     if importance is None:
-        raise KdcliError("--layer-strategy importance needs --calib-data DATA")
+        raise KdcliError(
+            f"needs {option_ref('calib_data')} DATA", option="layer_strategy", value=strategy
+        )
     return top_k(importance, num_layers)
 
 
 def _check_count(num_layers: int, num_teacher_layers: int, strategy: str) -> None:
-    if num_layers < 1:
-        raise KdcliError(f"--num-layers {num_layers} must be at least 1")
+    check_int("num_layers", num_layers)
     if num_layers > num_teacher_layers:
         raise KdcliError(
-            f"--num-layers {num_layers} is larger than the teacher's {num_teacher_layers} "
-            f"layers: choose 1..{num_teacher_layers}"
+            f"is larger than the teacher's {num_teacher_layers} layers",
+            option="num_layers",
+            value=num_layers,
+            fix=f"choose 1..{num_teacher_layers}",
         )
     if strategy == "every-other" and num_layers > math.ceil(num_teacher_layers / 2):
         raise KdcliError(
-            f"--num-layers {num_layers} with every-other needs a teacher of at least "
-            f"{2 * num_layers - 1} layers (it has {num_teacher_layers}); use uniform instead"
+            f"with every-other needs a teacher of at least {2 * num_layers - 1} layers (it has "
+            f"{num_teacher_layers}); use uniform instead",
+            option="num_layers",
+            value=num_layers,
         )
 
 
@@ -141,20 +152,29 @@ def student_heads(
         if hidden % teacher_heads == 0:
             return HeadShape(teacher_heads, hidden // teacher_heads)
         raise KdcliError(
-            f"--hidden-size {hidden} fits neither whole {head_size}-wide heads nor "
-            f"{teacher_heads} heads: choose a multiple of {head_size} or pass --num-heads"
+            f"fits neither whole {head_size}-wide heads nor {teacher_heads} heads",
+            option="hidden_size",
+            value=hidden,
+            fix=f"choose a multiple of {head_size} or pass {option_ref('num_heads')}",
         )
     if heads < 1 or heads > teacher_heads:
-        raise KdcliError(f"--num-heads {heads} must be between 1 and the teacher's {teacher_heads}")
+        raise KdcliError(
+            f"must be between 1 and the teacher's {teacher_heads}", option="num_heads", value=heads
+        )
     if hidden % heads:
         raise KdcliError(
-            f"--num-heads {heads} does not divide the hidden size {hidden}: choose a divisor "
-            f"of {hidden} (e.g. {_divisors_near(hidden, heads)})"
+            f"does not divide the hidden size {hidden}",
+            option="num_heads",
+            value=heads,
+            fix=f"choose a divisor of {hidden} (e.g. {_divisors_near(hidden, heads)})",
         )
     if hidden // heads > head_size:
         raise KdcliError(
-            f"--num-heads {heads} with hidden size {hidden} gives heads {hidden // heads} wide, "
-            f"wider than the teacher's {head_size}: use more heads or a smaller --hidden-size"
+            f"with hidden size {hidden} gives heads {hidden // heads} wide, wider than the "
+            f"teacher's {head_size}",
+            option="num_heads",
+            value=heads,
+            fix=f"use more heads or a smaller {option_ref('hidden_size')}",
         )
     return HeadShape(heads, hidden // heads)
 

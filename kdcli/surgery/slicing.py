@@ -166,9 +166,9 @@ def copy_tensors(
         dtype = getattr(torch, dtypes[name])
         for start, band in checkpoint.row_chunks(plan.teacher_name):
             band = _select_rows(band, start, rows)
-            for dim, kept in enumerate(rest, start=1):
-                if kept is not None:
-                    band = band.index_select(dim, kept)
+            for dim, index in enumerate(rest, start=1):
+                if index is not None:
+                    band = band.index_select(dim, index)
             writer.write(name, band.to(dtype))
         report(progress, "copy weights", step + 1, len(order))
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 
 if TYPE_CHECKING:
     import torch
@@ -76,14 +76,16 @@ class CheckpointArea:
         if resume:
             if self.latest() is None:
                 raise KdcliError(
-                    f"--resume: no checkpoint in {self.root} to continue from; run without "
-                    "--resume to start training"
+                    f": no checkpoint in {self.root} to continue from",
+                    option="resume",
+                    fix=f"run without {option_ref('resume')} to start training",
                 )
             return
         if self.root.exists() and not overwrite:
             raise KdcliError(
-                f"{self.root} holds checkpoints of an earlier, unfinished run: pass --resume to "
-                "continue it, or --overwrite to start over"
+                f"{self.root} holds checkpoints of an earlier, unfinished run",
+                fix=f"pass {option_ref('resume')} to continue it, or {option_ref('overwrite')} "
+                "to start over",
             )
 
     def check_identity(self, identity: dict[str, Any]) -> None:
@@ -93,7 +95,9 @@ class CheckpointArea:
             recorded = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise KdcliError(
-                f"--resume: {path} is missing or unreadable; pass --overwrite to start over"
+                f": {path} is missing or unreadable",
+                option="resume",
+                fix=f"pass {option_ref('overwrite')} to start over",
             ) from err
         current = json.loads(json.dumps(identity, default=str))
         differences = _differences(recorded, current)
@@ -102,9 +106,10 @@ class CheckpointArea:
                 f"; +{len(differences) - 6} more" if len(differences) > 6 else ""
             )
             raise KdcliError(
-                f"--resume: the checkpoint in {self.root} is from a different configuration "
-                f"({shown}): rerun with the options it was made with, or pass --overwrite to "
-                "start over"
+                f": the checkpoint in {self.root} is from a different configuration ({shown})",
+                option="resume",
+                fix="rerun with the options it was made with, or pass "
+                f"{option_ref('overwrite')} to start over",
             )
 
     def start(self, identity: dict[str, Any], resume: bool) -> None:
@@ -168,15 +173,16 @@ class CheckpointArea:
 
         latest = self.latest()
         if latest is None:
-            raise KdcliError(f"--resume: no checkpoint in {self.root}")
+            raise KdcliError(f": no checkpoint in {self.root}", option="resume")
         try:
             state = TrainState.from_json((latest / "state.json").read_text(encoding="utf-8"))
             module.load_state_dict(load_file(latest / "module.safetensors"))
             saved = torch.load(latest / "state.pt", weights_only=True, map_location="cpu")
         except (OSError, ValueError, RuntimeError, TypeError, KeyError) as err:
             raise KdcliError(
-                f"--resume: checkpoint {latest} is damaged ({type(err).__name__}); pass "
-                "--overwrite to start over"
+                f": checkpoint {latest} is damaged ({type(err).__name__})",
+                option="resume",
+                fix=f"pass {option_ref('overwrite')} to start over",
             ) from err
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback
 from kdcli.data.batching import DEFAULT_INPUTS, Encoded, encode, encode_words
 from kdcli.data.sources import SEQUENCE, TOKEN
@@ -24,6 +24,7 @@ from kdcli.files.model_dirs import (
     ModelRef,
     copy_tokenizer_files,
     head_kind,
+    label_names,
     load_classifier,
     read_config_dict,
 )
@@ -107,18 +108,14 @@ def resolve_task(requested: str | None, head: str, name: str) -> str | None:
     token classifier; None lets the data decide (MASSIVE: intents)."""
     if requested == SEQUENCE and head == TOKEN:
         raise KdcliError(
-            f"{name} is a token-classification model but --task is sequence-classification: "
-            "drop --task, or start from its encoder or a sequence-classification model"
+            f"{name} is a token-classification model but {option_ref('task')} is "
+            "sequence-classification",
+            fix=f"drop {option_ref('task')}, or start from its encoder or a "
+            "sequence-classification model",
         )
     if requested is not None:
         return requested
     return TOKEN if head == TOKEN else None
-
-
-def model_labels(config: dict[str, Any]) -> list[str]:
-    """A classifier's label names in id order, from its config.json."""
-    id2label = config.get("id2label") or {}
-    return [str(id2label[key]) for key in sorted(id2label, key=int)]
 
 
 def check_same_labels(teacher: list[str], student: list[str], t_name: str, s_name: str) -> None:
@@ -172,12 +169,13 @@ def load_classifier_for(
     kind = head_kind(config, ref.name)
     if kind == TOKEN and task != TOKEN:
         raise KdcliError(
-            f"{ref.name} is a token-classification model: train it on words and tags "
-            "(--task token-classification), or start from its encoder for sequence classification"
+            f"{ref.name} is a token-classification model",
+            fix=f"train it on words and tags ({option_ref('task')} token-classification), or "
+            "start from its encoder for sequence classification",
         )
     token = task == TOKEN
     torch.manual_seed(seed)  # the new head's initial weights
-    keep_head = kind == task and set(model_labels(config)) == set(labels)
+    keep_head = kind == task and set(label_names(config)) == set(labels)
     relabel = (
         {}
         if keep_head
@@ -196,7 +194,7 @@ def load_classifier_for(
         _reset_head(model, seed)
         what = "labels" if task == SEQUENCE else "tags"
         notes.append(
-            f"{ref.name}'s {kind} head (labels {_names(model_labels(config))}) was replaced "
+            f"{ref.name}'s {kind} head (labels {_names(label_names(config))}) was replaced "
             f"by a new {task} head for the {len(labels)} {what} of the data"
         )
     fixes = fix_degenerate_head(model, set(info["missing_keys"]), not keep_head, seed)

@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, Rendered, option_ref
 from kdcli.core.progress import ProgressCallback, report
-from kdcli.core.validation import check_choice, check_positive
+from kdcli.core.validation import check_choice, check_int, check_max_length, check_number
 from kdcli.data.batching import Encoded, collate, length_grouped_batches, sorted_batches
 from kdcli.training.checkpoints import CheckpointArea, TrainState
 
@@ -64,42 +64,34 @@ class TrainConfig:
     report_to: str = "none"
 
     def check(self) -> None:
-        """Every bad value raises KdcliError naming the option."""
-        for option, value in (
-            ("--epochs", self.epochs),
-            ("--batch-size", self.batch_size),
-            ("--grad-accum", self.grad_accum),
-            ("--max-length", self.max_length),
-            ("--eval-batch-size", self.eval_batch_size),
-            ("--log-steps", self.log_steps),
-        ):
-            _check_int(option, value, minimum=1)
-        if self.max_steps is not None:
-            _check_int("--max-steps", self.max_steps, minimum=1)
-        if self.patience is not None:
-            _check_int("--patience", self.patience, minimum=1)
-        _check_int("--save-steps", self.save_steps, minimum=0)
-        check_positive("--lr", self.lr)
-        check_positive("--weight-decay", self.weight_decay, allow_zero=True)
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise KdcliError(f"--warmup-ratio {self.warmup_ratio} must be at least 0 and below 1")
+        """Every bad value raises KdcliError naming the setting."""
+        for option in ("epochs", "batch_size", "grad_accum", "eval_batch_size", "log_steps"):
+            check_int(option, getattr(self, option))
+        check_max_length(self.max_length)
+        check_int("max_steps", self.max_steps, optional=True)
+        check_int("patience", self.patience, optional=True)
+        check_int("save_steps", self.save_steps, minimum=0)
+        check_number("lr", self.lr, above=0, below=1)
+        check_number("weight_decay", self.weight_decay, minimum=0)
+        check_number("warmup_ratio", self.warmup_ratio, minimum=0, below=1)
         if self.max_grad_norm is not None and not (
             math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0
         ):
             raise KdcliError(
-                f"--max-grad-norm {self.max_grad_norm} must be a positive number, e.g. 1.0 "
-                "(leave it out for no clipping)"
+                "must be a positive number",
+                option="max_grad_norm",
+                value=self.max_grad_norm,
+                fix="e.g. 1.0 (leave it out for no clipping)",
             )
-        if not math.isfinite(self.lr) or self.lr >= 1.0:
-            raise KdcliError(f"--lr {self.lr} is not a usable learning rate: use e.g. 5e-5")
-        check_choice("--report-to", self.report_to, REPORT_TO)
+        check_choice("report_to", self.report_to, REPORT_TO)
         if self.report_to == "tensorboard":
             try:
                 import tensorboard  # noqa: F401
             except ImportError as err:
                 raise KdcliError(
-                    "--report-to tensorboard needs the tensorboard package: "
-                    "pip install 'kdcli[tensorboard]'"
+                    "tensorboard needs the tensorboard package",
+                    option="report_to",
+                    fix="pip install 'kdcli[tensorboard]'",
                 ) from err
 
     def settings(self) -> dict[str, Any]:
@@ -111,11 +103,6 @@ class TrainConfig:
         for key in ("save_steps", "log_steps", "report_to"):
             del data[key]
         return data
-
-
-def _check_int(option: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise KdcliError(f"{option} {value!r} must be an integer of at least {minimum}")
 
 
 @dataclass
@@ -182,8 +169,11 @@ class TrainOutcome:
         return sum(t.samples for t in self.timings) / seconds if seconds else 0.0
 
 
-class TrainingInterrupted(KeyboardInterrupt):
+class TrainingInterrupted(Rendered, KeyboardInterrupt):
     """Ctrl-C during training: a checkpoint was saved; the message says how to continue."""
+
+    def text(self) -> str:
+        return str(self.args[0])
 
 
 def make_accelerator() -> Accelerator:
@@ -474,7 +464,7 @@ class _Loop:
             self._save()
             raise TrainingInterrupted(
                 f"interrupted at step {self.state.step}: checkpoint saved in {self.area.root}; "
-                "run the same command with --resume to continue"
+                f"run the same command with {option_ref('resume')} to continue"
             )
 
 

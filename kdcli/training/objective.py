@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,6 +21,9 @@ from kdcli.data.batching import MODEL_INPUTS, Encoded, collate, token_labels
 from kdcli.training import losses
 from kdcli.training.loop import EvalSet, TrainTask
 from kdcli.training.teacher_cache import TeacherOutputs
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class StudentWithProjection(torch.nn.Module):
     when the widths differ. Only `classifier` is saved at the end."""
 
     def __init__(
-        self, classifier: torch.nn.Module, student_layers: Sequence[int], teacher_width: int
+        self, classifier: PreTrainedModel, student_layers: Sequence[int], teacher_width: int
     ) -> None:
         super().__init__()
         self.classifier = classifier
@@ -57,7 +60,7 @@ class StudentWithProjection(torch.nn.Module):
 
 
 def classification_task(
-    classifier: torch.nn.Module,
+    classifier: PreTrainedModel,
     train: Encoded,
     train_labels: Sequence[int],
     dev: EvalSet,

@@ -26,13 +26,16 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.data.batching import Encoded, collate, sorted_batches
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 LOG = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -131,13 +134,17 @@ def check_cache_dir(cache_dir: Path) -> None:
     existing = _existing(cache_dir)
     if not existing.is_dir():
         raise KdcliError(
-            f"--cache-dir {cache_dir} cannot be created ({existing} is a file): choose a "
-            f"folder with --cache-dir or {CACHE_ENV}"
+            f"cannot be created ({existing} is a file)",
+            option="cache_dir",
+            value=Path(cache_dir),
+            fix=f"choose a folder with {option_ref('cache_dir')} or {CACHE_ENV}",
         )
     if not os.access(existing, os.W_OK):
         raise KdcliError(
-            f"--cache-dir {cache_dir} is not writable ({existing}): choose another folder with "
-            f"--cache-dir or {CACHE_ENV}"
+            f"is not writable ({existing})",
+            option="cache_dir",
+            value=Path(cache_dir),
+            fix=f"choose another folder with {option_ref('cache_dir')} or {CACHE_ENV}",
         )
 
 
@@ -169,7 +176,7 @@ def load(path: Path) -> TeacherOutputs | None:
 
 
 def compute(
-    teacher: torch.nn.Module,
+    teacher: PreTrainedModel,
     encoded: Encoded,
     layers: Sequence[int],
     batch_size: int,
@@ -257,9 +264,12 @@ def check_space(cache_dir: Path, examples: int, labels: int, tokens: int, widths
     free = shutil.disk_usage(_existing(cache_dir)).free
     if needed > free:
         raise KdcliError(
-            f"--cache-dir {cache_dir}: the teacher outputs need {needed / 1e9:.1f} GB but only "
-            f"{free / 1e9:.1f} GB are free; choose another --cache-dir, or lower "
-            "--max-length or the data size (hidden states are the large part)"
+            f": the teacher outputs need {needed / 1e9:.1f} GB but only {free / 1e9:.1f} GB are "
+            "free",
+            option="cache_dir",
+            value=Path(cache_dir),
+            fix=f"choose another {option_ref('cache_dir')}, or lower "
+            f"{option_ref('max_length')} or the data size (hidden states are the large part)",
         )
 
 

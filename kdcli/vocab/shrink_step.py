@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import CheckFailedError, KdcliError
+from kdcli.core.errors import CheckFailedError, KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.data.splits import load_for_option, nonempty_texts
 from kdcli.files.model_dirs import ModelRef, load_tokenizer
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from kdcli.vocab.tokenizer_trim import VocabSelection
 
-OPTION = "--vocab-from"
+OPTION = "vocab_from"  # the setting whose data trimming reads
 
 
 @dataclass(frozen=True)
@@ -55,54 +55,48 @@ class VocabReport:
         notes = []
         if self.dropped_used:
             notes.append(
-                f"{self.dropped_used} of the {self.used} tokens seen in the {OPTION} data were "
-                f"left out (--vocab-size / --min-frequency): {self.changed_texts} of its "
+                f"{self.dropped_used} of the {self.used} tokens seen in the --vocab-from data "
+                f"were left out (--vocab-size / --min-frequency): {self.changed_texts} of its "
                 f"{self.texts} texts now tokenize differently"
             )
         if not self.held_out_texts:
             notes.append(
-                f"the {OPTION} data has no held-out dev split: the unknown-token rate of the "
+                "the --vocab-from data has no held-out dev split: the unknown-token rate of the "
                 "trimmed tokenizer on unseen text was not measured"
             )
         return notes
 
 
+@dataclass(frozen=True)
 class VocabTrim:
-    """Vocabulary trimming inside one shrink: the data, the selection, the tokenizer files."""
+    """Vocabulary trimming inside one shrink: the data and the teacher's tokens of every text
+    of it, read before any weights are touched; `select` decides, `write` writes."""
 
-    def __init__(
-        self,
-        settings: TrimSettings,
-        tokenizer: PreTrainedTokenizerBase,
-        texts: list[str],
-        held_out: list[str] | None,
-        fingerprint: str,
-    ) -> None:
-        self.settings = settings
-        self.tokenizer = tokenizer
-        self.texts = texts
-        self.held_out = held_out
-        self.fingerprint = fingerprint
-        self.encoded: list[list[int]] = []
-        self.selection: VocabSelection | None = None
+    settings: TrimSettings
+    tokenizer: PreTrainedTokenizerBase
+    texts: list[str]
+    encoded: list[list[int]]  # the teacher's token ids of every text
+    held_out: list[str] | None
+    fingerprint: str
 
     @classmethod
     def load(cls, settings: TrimSettings, ref: ModelRef) -> VocabTrim:
-        """Read the teacher's tokenizer and the data, before any weights are touched."""
-        from kdcli.vocab.tokenizer_trim import backend_json
+        """Read the teacher's tokenizer and the data, and tokenize the data."""
+        from kdcli.vocab.tokenizer_trim import backend_json, encode
 
         tokenizer = load_tokenizer(ref)
         backend_json(tokenizer, ref.name)  # a tokenizer without a fast backend fails here, early
         examples = load_for_option(settings.data, OPTION, "train", settings.languages)
         texts = nonempty_texts(examples, OPTION, settings.data, settings.languages)
         held_out = _held_out(settings, set(texts))
-        return cls(settings, tokenizer, texts, held_out, examples.fingerprint())
+        encoded = encode(tokenizer, texts)
+        return cls(settings, tokenizer, texts, encoded, held_out, examples.fingerprint())
 
-    def select(self, source: str, teacher_config: dict[str, Any], rows: int) -> None:
-        from kdcli.vocab.tokenizer_trim import encode, select_vocab
+    def select(self, source: str, teacher_config: dict[str, Any], rows: int) -> VocabSelection:
+        """The teacher token ids the student keeps (pure: writes nothing)."""
+        from kdcli.vocab.tokenizer_trim import select_vocab
 
-        self.encoded = encode(self.tokenizer, self.texts)
-        self.selection = select_vocab(
+        return select_vocab(
             self.tokenizer,
             self.texts,
             source,
@@ -113,22 +107,16 @@ class VocabTrim:
             encoded=self.encoded,
         )
 
-    @property
-    def kept(self) -> list[int]:
-        assert self.selection is not None
-        return self.selection.kept
-
-    @property
-    def new_ids(self) -> dict[int, int]:
-        assert self.selection is not None
-        return self.selection.new_ids
-
-    def write(self, ref: ModelRef, out_dir: Path, progress: ProgressCallback | None) -> VocabReport:
+    def write(
+        self,
+        selection: VocabSelection,
+        ref: ModelRef,
+        out_dir: Path,
+        progress: ProgressCallback | None,
+    ) -> VocabReport:
         """Write the student's tokenizer, then check it on every text of the data."""
         from kdcli.vocab.tokenizer_trim import changed_texts, unk_rate, write_tokenizer
 
-        selection = self.selection
-        assert selection is not None
         write_tokenizer(self.tokenizer, selection, ref.path, out_dir, ref.name)
         report(progress, "check tokenizer", 0, None)
         changed = changed_texts(out_dir, self.texts, self.encoded, selection.new_ids)
@@ -136,9 +124,9 @@ class VocabTrim:
             raise CheckFailedError(
                 f"{ref.name}: the trimmed {selection.family} tokenizer "
                 f"({type(self.tokenizer).__name__}) segments {len(changed)} of "
-                f"{len(self.texts)} {OPTION} texts differently from the teacher's (first: "
-                f"{self.texts[changed[0]]!r}): this tokenizer cannot be trimmed safely; "
-                f"drop {OPTION}"
+                f"{len(self.texts)} {option_ref(OPTION)} texts differently from the teacher's "
+                f"(first: {self.texts[changed[0]]!r}): this tokenizer cannot be trimmed safely; "
+                f"drop {option_ref(OPTION)}"
             )
         held = self.held_out or []
         student_rate = None
@@ -162,10 +150,10 @@ class VocabTrim:
             unk_rate_student=student_rate,
         )
 
-    def provenance(self, result: VocabReport) -> dict[str, Any]:
+    def provenance(self, selection: VocabSelection, result: VocabReport) -> dict[str, Any]:
         """The vocabulary map (kept teacher ids, as ranges) and the data it came from."""
         data = asdict(result)
-        data["kept"] = to_ranges(self.kept)
+        data["kept"] = to_ranges(selection.kept)
         data["data"] = {
             "spec": self.settings.data,
             "split": "train",

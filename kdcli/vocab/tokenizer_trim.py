@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -89,7 +89,7 @@ def backend_json(tokenizer: PreTrainedTokenizerBase, source: str) -> dict[str, A
         raise KdcliError(
             f"{source}: the {type(tokenizer).__name__} tokenizer has no fast (tokenizers) backend "
             f"and cannot be trimmed: kdcli trims {', '.join(TRIMMABLE)} fast tokenizers; "
-            "drop --vocab-from"
+            f"drop {option_ref('vocab_from')}"
         )
     return json.loads(backend.to_str())
 
@@ -101,7 +101,8 @@ def _parse(tokenizer: PreTrainedTokenizerBase, source: str) -> _Model:
     if family not in TRIMMABLE:
         raise KdcliError(
             f"{source}: its tokenizer ({type(tokenizer).__name__}, model {family or 'unknown'}) "
-            f"cannot be trimmed: kdcli trims {', '.join(TRIMMABLE)} tokenizers; drop --vocab-from"
+            f"cannot be trimmed: kdcli trims {', '.join(TRIMMABLE)} tokenizers; "
+            f"drop {option_ref('vocab_from')}"
         )
     if family == "Unigram":
         tokens = [str(piece) for piece, _ in spec["vocab"]]
@@ -110,7 +111,7 @@ def _parse(tokenizer: PreTrainedTokenizerBase, source: str) -> _Model:
         if sorted(by_id) != list(range(len(by_id))):
             raise KdcliError(
                 f"{source}: the {family} vocabulary in its tokenizer.json has gaps in its ids "
-                "and cannot be trimmed safely; drop --vocab-from"
+                f"and cannot be trimmed safely; drop {option_ref('vocab_from')}"
             )
         tokens = [by_id[i] for i in range(len(by_id))]
     return _Model(family, tokens, data)
@@ -157,9 +158,11 @@ def select_vocab(
         kept |= closure(token_id)
     if vocab_size is not None and vocab_size < len(kept):
         raise KdcliError(
-            f"--vocab-size {vocab_size} is smaller than the {len(kept)} tokens every student "
-            f"of {source} keeps (special tokens and what its {model.family} model needs): "
-            f"choose at least {len(kept)}"
+            f"is smaller than the {len(kept)} tokens every student of {source} keeps (special "
+            f"tokens and what its {model.family} model needs)",
+            option="vocab_size",
+            value=vocab_size,
+            fix=f"choose at least {len(kept)}",
         )
     fallback = [i for i in _fallback(model, tokenizer, texts) if i not in kept]
     threshold = min_frequency or 1
