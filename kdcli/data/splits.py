@@ -9,13 +9,14 @@ stay *names* here; models map them to ids by name, so every source gives the sam
 from __future__ import annotations
 
 import hashlib
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.validation import check_choice, check_int, check_names
+from kdcli.data.languages import by_language
+from kdcli.data.languages import sample_per_language as sample_indices
 from kdcli.data.sources import SEQUENCE, TASKS, TOKEN, Columns, Row, Source, read_rows, resolve
 from kdcli.data.tags import check_scheme, tag_names, to_iob2
 
@@ -95,10 +96,7 @@ class Examples:
 
     def by_language(self) -> dict[str, list[int]]:
         """Example indices per language, languages sorted."""
-        groups: dict[str, list[int]] = {}
-        for index, language in enumerate(self.languages):
-            groups.setdefault(language, []).append(index)
-        return dict(sorted(groups.items()))
+        return by_language(self.languages)
 
     def subset(self, indices: Sequence[int]) -> Examples:
         return Examples(
@@ -221,11 +219,7 @@ def _filter_languages(
 
 def sample_per_language(examples: Examples, count: int, seed: int) -> Examples:
     """At most `count` examples per language, drawn with `seed`, in their original order."""
-    rng = random.Random(seed)
-    keep: list[int] = []
-    for indices in examples.by_language().values():
-        keep.extend(indices if len(indices) <= count else rng.sample(indices, count))
-    return examples.subset(sorted(keep))
+    return examples.subset(sample_indices(examples.languages, count, seed))
 
 
 def label_ids(examples: Examples, label2id: dict[str, int], model: str) -> list[int]:

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from kdcli.data.languages import by_language
 from kdcli.data.tags import TagCounts
 
 
@@ -150,13 +151,10 @@ def score_languages(
     _check_lengths(gold, predicted)
     if len(languages) != len(gold):
         raise ValueError(f"{len(languages)} languages for {len(gold)} examples")
-    groups: dict[str, list[int]] = {}
-    for index, language in enumerate(languages):
-        groups.setdefault(language, []).append(index)
     scores = {}
-    for language in sorted(groups):
-        g = [gold[i] for i in groups[language]]
-        p = [predicted[i] for i in groups[language]]
+    for language, indices in by_language(languages).items():
+        g = [gold[i] for i in indices]
+        p = [predicted[i] for i in indices]
         scores[language] = LanguageScore(len(g), accuracy(g, p), macro_f1(g, p))
     return scores
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.core.validation import check_int, check_max_length, check_names
+from kdcli.data.languages import by_language, round_robin
 from kdcli.data.splits import (
     DataConfig,
     Examples,
@@ -258,10 +259,5 @@ def _measure_speed(predictor: Predictor, examples: Examples, config: EvalConfig)
 
 def speed_texts(examples: Examples, count: int) -> list[str]:
     """Up to `count` texts taken from every language in turn, so timings see each script."""
-    groups = [list(indices) for indices in examples.by_language().values()]
-    chosen: list[int] = []
-    depth = 0
-    while len(chosen) < count and any(depth < len(g) for g in groups):
-        chosen += [g[depth] for g in groups if depth < len(g)]
-        depth += 1
-    return [examples.texts[i] for i in chosen[:count]]
+    chosen = round_robin(list(by_language(examples.languages).values()), count)
+    return [examples.texts[i] for i in chosen]

@@ -35,6 +35,7 @@ from kdcli.core.validation import (
     check_names,
     check_number,
 )
+from kdcli.data.languages import mean_per_language, sample_per_language
 from kdcli.files.model_dirs import (
     LoadOptions,
     ModelRef,
@@ -45,7 +46,13 @@ from kdcli.files.model_dirs import (
     weight_files,
 )
 from kdcli.files.outputs import atomic_output_dir, check_output_dir
-from kdcli.files.provenance import make_record, read_provenance, with_history, write_provenance
+from kdcli.files.provenance import (
+    lineage_entries,
+    make_record,
+    read_provenance,
+    with_history,
+    write_provenance,
+)
 from kdcli.runtime.onnx_graph import FLOAT_TIERS, cpu_int8, require_export_stack
 from kdcli.runtime.predictor import (
     ONNX_FILE,
@@ -55,21 +62,12 @@ from kdcli.runtime.predictor import (
     Predictor,
     TorchPredictor,
 )
+from kdcli.surgery.architectures import Architecture, family_of, supported_model_types
 
 if TYPE_CHECKING:
     import numpy as np
 
 QUANTIZE = ("none", "int8")
-# Families whose classifiers kdcli exports and tests (tests/test_export.py, one per family).
-EXPORT_MODEL_TYPES = {
-    "bert": "bert",
-    "roberta": "roberta",
-    "xlm-roberta": "roberta",
-    "distilbert": "distilbert",
-    "electra": "electra",
-    "deberta-v2": "deberta",
-    "modernbert": "model",
-}
 BUILTIN_SENTENCES = "verify_sentences.jsonl"
 # A language whose text the tokenizer mostly turns into <unk> was never in the model's vocabulary.
 UNSEEN_UNK_RATE = 0.3
@@ -188,13 +186,13 @@ def export(config: ExportConfig, progress: ProgressCallback | None = None) -> Ex
     options = LoadOptions(config.revision, config.allow_pickle)
     ref = resolve_model(config.source, options)
     model_config = read_config_dict(ref)
-    base_prefix = _check_exportable(model_config, ref.name)
+    arch = _check_exportable(model_config, ref.name)
     text = _verify_text(config, _task(config, model_config, ref.name))
     report(progress, "load model", 0, None)
     torch_model = TorchPredictor(ref.path, threads=config.threads, options=options)
 
     with atomic_output_dir(Path(config.out), config.overwrite) as tmp:
-        result = _build(config, ref, model_config, base_prefix, torch_model, text, tmp, progress)
+        result = _build(config, ref, model_config, arch, torch_model, text, tmp, progress)
         record = _record(config, ref, result)
         write_provenance(tmp, with_history(record, read_provenance(ref.path)))
         _model_card(tmp, result)
@@ -227,15 +225,17 @@ def _check_options(config: ExportConfig) -> None:
         )
 
 
-def _check_exportable(model_config: dict[str, Any], name: str) -> str:
-    """The base-model attribute of an exportable classifier; a clear error for anything else."""
+def _check_exportable(model_config: dict[str, Any], name: str) -> Architecture:
+    """The layout of an exportable classifier (kdcli exports the families it shrinks, each
+    tested in tests/test_export.py); a clear error for anything else."""
     from kdcli.files.model_dirs import head_kind
 
     model_type = model_config.get("model_type")
-    if model_type not in EXPORT_MODEL_TYPES:
+    arch = family_of(model_type)
+    if arch is None:
         raise KdcliError(
             f"{name}: model type {model_type!r} is not supported for export; kdcli exports "
-            f"{', '.join(sorted(EXPORT_MODEL_TYPES))}"
+            f"{', '.join(supported_model_types())}"
         )
     head = head_kind(model_config, name)
     if head == "encoder":
@@ -243,7 +243,7 @@ def _check_exportable(model_config: dict[str, Any], name: str) -> str:
             f"{name} has no classification head ({(model_config.get('architectures') or ['?'])[0]}"
             "): export a fine-tuned sequence- or token-classification model"
         )
-    return EXPORT_MODEL_TYPES[model_type]
+    return arch
 
 
 def _task(config: ExportConfig, model_config: dict[str, Any], name: str) -> str:
@@ -279,7 +279,7 @@ def _verify_text(config: ExportConfig, task: str) -> VerifyText:
         tag_scheme=config.tag_scheme,
     )
     examples = load_split(data, split="test", option="verify_data")
-    keep = _sample_per_language(list(examples.languages), config.verify_samples, config.seed)
+    keep = sample_per_language(examples.languages, config.verify_samples, config.seed)
     text = VerifyText(
         [examples.texts[i] for i in keep],
         [examples.languages[i] for i in keep],
@@ -311,25 +311,11 @@ def _builtin_sentences() -> VerifyText:
     )
 
 
-def _sample_per_language(languages: list[str], count: int, seed: int) -> list[int]:
-    """At most `count` indices per language, drawn with `seed`, in their original order."""
-    import random
-
-    rng = random.Random(seed)
-    groups: dict[str, list[int]] = {}
-    for index, language in enumerate(languages):
-        groups.setdefault(language, []).append(index)
-    keep: list[int] = []
-    for indices in groups.values():
-        keep.extend(indices if len(indices) <= count else rng.sample(indices, count))
-    return sorted(keep)
-
-
 def _build(
     config: ExportConfig,
     ref: ModelRef,
     model_config: dict[str, Any],
-    base_prefix: str,
+    arch: Architecture,
     torch_model: TorchPredictor,
     text: VerifyText,
     tmp: Path,
@@ -358,7 +344,7 @@ def _build(
     int8, quantization = None, None
     if config.quantize == "int8":
         report(progress, "quantize int8", 0, None)
-        int8, quantization = _int8(config, traced, tmp, reference, text, model_config, base_prefix)
+        int8, quantization = _int8(config, traced, tmp, reference, text, model_config, arch)
     plain.unlink(missing_ok=True)
     unseen = _unseen_languages(torch_model, text, read_provenance(ref.path), config.max_length)
     notes += _unseen_note(unseen)
@@ -458,7 +444,7 @@ def _int8(
     reference: Reference,
     text: VerifyText,
     model_config: dict[str, Any],
-    base_prefix: str,
+    arch: Architecture,
 ) -> tuple[Check, Quantization]:
     """Quantize, keeping more nodes in float only while int8 disagrees with PyTorch."""
     from kdcli.runtime.onnx_graph import float_nodes, quantize, weight_nodes
@@ -468,8 +454,8 @@ def _int8(
     reason = cpu.reason if config.reduce_range is None else "set by --reduce-range"
     nodes = weight_nodes(
         plain,
-        base_prefix,
-        _intermediate_size(model_config),
+        arch.prefix,
+        int(model_config.get(arch.keys.intermediate, 0)),
         int(model_config.get("vocab_size", 0)),
     )
     target = tmp / ONNX_INT8_FILE
@@ -496,13 +482,6 @@ def _int8(
         config.per_channel, reduce_range, reason, tier, len(nodes) - quantized, quantized, tried
     )
     return check, quantization
-
-
-def _intermediate_size(model_config: dict[str, Any]) -> int:
-    for key in ("intermediate_size", "hidden_dim"):  # DistilBERT calls it hidden_dim
-        if key in model_config:
-            return int(model_config[key])
-    return 0
 
 
 def _compare(
@@ -537,7 +516,7 @@ def _compare(
     else:
         per_text = [float(agree[i][valid[i]].mean()) for i in range(len(agree))]
         agreement = float(agree[valid].mean())
-    per_language = _per_language(per_text, text.languages)
+    per_language = mean_per_language(per_text, text.languages)
     max_diff = float(np.nanmax(diff))
     if precision == "fp32":
         criterion, passed = "max_abs_diff <= atol", bool(max_diff <= config.atol)
@@ -554,13 +533,6 @@ def _compare(
         criterion,
         passed,
     )
-
-
-def _per_language(per_text: list[float], languages: list[str]) -> dict[str, float]:
-    sums: dict[str, list[float]] = {}
-    for value, language in zip(per_text, languages, strict=True):
-        sums.setdefault(language, []).append(value)
-    return {lang: sum(v) / len(v) for lang, v in sorted(sums.items())}
 
 
 def _unseen_languages(
@@ -599,9 +571,7 @@ def _unseen_note(unseen: list[str]) -> list[str]:
 
 def _trained_languages(record: dict[str, Any] | None) -> set[str] | None:
     """The languages of the newest training stage in the model's lineage, if kdcli made it."""
-    if record is None:
-        return None
-    for entry in [record, *record.get("history", [])]:
+    for entry in lineage_entries(record):
         data = entry.get("data")
         if isinstance(data, dict) and data.get("train_languages"):
             return set(data["train_languages"])

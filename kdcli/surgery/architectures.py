@@ -218,12 +218,17 @@ def supported_model_types() -> list[str]:
     return sorted(t for arch in ARCHITECTURES for t in arch.model_types)
 
 
+def family_of(model_type: object) -> Architecture | None:
+    """The layout of a model type (None: not one kdcli knows), before any variant check."""
+    return next((arch for arch in ARCHITECTURES if model_type in arch.model_types), None)
+
+
 def architecture_for(config: dict[str, Any], source: str) -> Architecture:
     model_type = config.get("model_type")
-    for arch in ARCHITECTURES:
-        if model_type in arch.model_types:
-            _check_variant(arch, config, source)
-            return arch
+    arch = family_of(model_type)
+    if arch is not None:
+        _check_variant(arch, config, source)
+        return arch
     raise KdcliError(
         f"{source}: model type {model_type!r} is not supported; kdcli shrinks "
         f"{', '.join(supported_model_types())}"

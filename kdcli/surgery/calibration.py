@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.data.batching import collate, encode, model_inputs
+from kdcli.data.languages import by_language, round_robin
 from kdcli.surgery.importance import WidthScores
 
 if TYPE_CHECKING:
@@ -96,20 +97,14 @@ def calibration_texts(
     Interleaving gives every language the same share however unbalanced the data is, so
     the channels that matter for a small language are not outvoted by a large one.
     """
-    groups: dict[str, list[str]] = {}
-    for text, language in zip(texts, languages, strict=True):
-        if text.strip():
-            groups.setdefault(language, []).append(text)
+    kept = [i for i, text in enumerate(texts) if text.strip()]
     rng = random.Random(seed)
-    for name in sorted(groups):
-        rng.shuffle(groups[name])
-    chosen: list[str] = []
-    queues = [groups[name] for name in sorted(groups)]
-    position = 0
-    while len(chosen) < samples and any(position < len(q) for q in queues):
-        chosen.extend(q[position] for q in queues if position < len(q))
-        position += 1
-    return chosen[:samples]
+    groups = []
+    for indices in by_language([languages[i] for i in kept]).values():
+        group = [texts[kept[i]] for i in indices]
+        rng.shuffle(group)
+        groups.append(group)
+    return round_robin(groups, samples)
 
 
 def calibrate(

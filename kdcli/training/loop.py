@@ -30,6 +30,7 @@ from kdcli.core.errors import KdcliError, Rendered, option_ref
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.core.validation import check_choice, check_int, check_max_length, check_number
 from kdcli.data.batching import Encoded, collate, length_grouped_batches, sorted_batches
+from kdcli.data.languages import by_language, mean_per_language
 from kdcli.training.checkpoints import CheckpointArea, TrainState
 
 if TYPE_CHECKING:
@@ -577,18 +578,16 @@ def summarize_words(results: Sequence[tuple[int, Any, float]], split: EvalSet) -
 def summarize(results: Sequence[tuple[int, int, float]], split: EvalSet) -> dict[str, Any]:
     """Pooled accuracy, per-language accuracy and mean loss from (index, prediction, loss)."""
     by_index = {index: (prediction, loss) for index, prediction, loss in results}
-    correct: dict[str, list[int]] = {}
-    for index, language in enumerate(split.languages):
-        prediction, _ = by_index[index]
-        correct.setdefault(language, []).append(int(prediction == split.labels[index]))
+    hits = [float(by_index[index][0] == label) for index, label in enumerate(split.labels)]
     total = len(split.languages)
+    sizes = {language: len(indices) for language, indices in by_language(split.languages).items()}
     return {
-        "accuracy": round(sum(sum(v) for v in correct.values()) / total, 6),
+        "accuracy": round(sum(hits) / total, 6),
         "loss": round(sum(loss for _, loss in by_index.values()) / total, 6),
         "examples": total,
         "per_language": {
-            language: {"accuracy": round(sum(hits) / len(hits), 6), "examples": len(hits)}
-            for language, hits in sorted(correct.items())
+            language: {"accuracy": round(accuracy, 6), "examples": sizes[language]}
+            for language, accuracy in mean_per_language(hits, split.languages).items()
         },
     }
 
