@@ -105,7 +105,7 @@ def export(
     Exits 1 when verification fails; the output is still written, marked failed in kdcli.json.
     """
     from kdcli.core.errors import CheckFailedError
-    from kdcli.steps.export import ExportConfig
+    from kdcli.steps.export import ExportConfig, ExportResult
     from kdcli.steps.export import export as run_export
 
     check_json(json_path)
@@ -137,8 +137,9 @@ def export(
         with render.progress_bars(not quiet) as progress:
             result = run_export(export_config, progress)
     except CheckFailedError as err:
-        render.export_summary(err.result)
-        write_json(json_path, err.result)
+        if isinstance(err.result, ExportResult):  # written and marked failed: show what failed
+            render.export_summary(err.result)
+            write_json(json_path, err.result)
         raise
     render.export_summary(result)
     write_json(json_path, result)

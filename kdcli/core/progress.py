@@ -23,10 +23,6 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-def no_progress(event: ProgressEvent) -> None:
-    """The default callback: report nothing."""
-
-
 def report(
     callback: ProgressCallback | None,
     task: str,

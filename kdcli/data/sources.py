@@ -23,7 +23,7 @@ import tarfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from kdcli.core.errors import KdcliError, one_line, option_ref
 from kdcli.data.conll import CONLL_SUFFIXES, read_conll
@@ -49,14 +49,14 @@ class Columns:
 SEQUENCE = "sequence-classification"
 TOKEN = "token-classification"
 TASKS = (SEQUENCE, TOKEN)
-DEFAULT_COLUMNS = {
+DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
     "text": ("text", "utt", "sentence"),
     "label": ("label", "intent", "labels"),
     "language": ("language", "lang", "locale"),
 }
 # Token classification: a list of words and a list of tags per row (WikiANN / PAN-X: tokens,
 # ner_tags, langs).
-TOKEN_COLUMNS = {
+TOKEN_COLUMNS: dict[str, tuple[str, ...]] = {
     "text": ("tokens", "words"),
     "label": ("tags", "ner_tags", "slot_tags", "labels"),
     "language": ("language", "lang", "locale", "langs"),
@@ -65,12 +65,15 @@ TOKEN_COLUMNS = {
 Row = dict[str, Any]
 
 
+SourceKind = Literal["massive-hub", "massive-release", "files", "hub"]
+
+
 @dataclass(frozen=True)
 class Source:
     """What a DATA spec resolved to, for error messages and provenance. `option` is the setting
     it was given as (`data`, or e.g. `vocab_from`), which errors about the data name."""
 
-    kind: str  # massive-hub | massive-release | files | hub
+    kind: SourceKind
     location: str
     revision: str | None = None
     option: str = "data"
@@ -416,16 +419,16 @@ def _rows_from_records(
     task: str | None = None,
 ) -> list[Row]:
     rows: list[Row] = []
-    names: dict[str, str | None] | None = None
+    names: _Found | None = None
     for line_no, record in records:
         if names is None:
             task = task or _infer_task(record, columns)
             defaults = TOKEN_COLUMNS if task == TOKEN else DEFAULT_COLUMNS
             names = _pick_columns(record, columns, path, defaults)
-        _require(record, [c for c in names.values() if c], str(path), line_no)
+        _require(record, names.required(), str(path), line_no)
         if split_column and not _in_split(record, split):
             continue
-        language = record[names["language"]] if names["language"] else "und"
+        language = record[names.language] if names.language else "und"
         if isinstance(language, list):  # WikiANN's langs: one per word, all the same
             language = language[0] if language else "und"
         row: Row = {
@@ -435,7 +438,7 @@ def _rows_from_records(
         if task == TOKEN:
             row.update(_word_columns(record, names, f"{path}, line {line_no}"))
         else:
-            row.update(text=str(record[names["text"]]), label=str(record[names["label"]]))
+            row.update(text=str(record[names.text]), label=str(record[names.label]))
         rows.append(row)
     return rows
 
@@ -450,12 +453,12 @@ def _infer_task(record: dict[str, Any], columns: Columns) -> str:
     return TOKEN if words is not None and isinstance(record.get(words), list) else SEQUENCE
 
 
-def _word_columns(record: dict[str, Any], names: dict[str, str | None], where: str) -> Row:
-    words, tags = record[names["text"] or ""], record[names["label"] or ""]
+def _word_columns(record: dict[str, Any], names: _Found, where: str) -> Row:
+    words, tags = record[names.text], record[names.label]
     if not isinstance(words, list) or not isinstance(tags, list):
         raise KdcliError(
             f"{where}: token classification needs lists of words and tags in columns "
-            f"{names['text']!r} and {names['label']!r}"
+            f"{names.text!r} and {names.label!r}"
         )
     if len(words) != len(tags):
         raise KdcliError(
@@ -474,12 +477,24 @@ def _in_split(record: dict[str, Any], split: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class _Found:
+    """The columns a file's rows are read from: text and label always, language if any."""
+
+    text: str
+    label: str
+    language: str | None
+
+    def required(self) -> list[str]:
+        return [c for c in (self.text, self.label, self.language) if c]
+
+
 def _pick_columns(
     record: dict[str, Any],
     columns: Columns,
     path: Path,
     defaults: dict[str, tuple[str, ...]] = DEFAULT_COLUMNS,
-) -> dict[str, str | None]:
+) -> _Found:
     chosen: dict[str, str | None] = {}
     for role, option in (
         ("text", columns.text),
@@ -501,7 +516,9 @@ def _pick_columns(
                 f"columns are {', '.join(map(str, record))}: pass {option_ref(role + '_column')}"
             )
         chosen[role] = found
-    return chosen
+    text, label = chosen["text"], chosen["label"]
+    assert text is not None and label is not None  # a missing text or label column raised above
+    return _Found(text, label, chosen["language"])
 
 
 def _require(record: dict[str, Any], fields: Iterable[str], name: str, line_no: int) -> None:

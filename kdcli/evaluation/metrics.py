@@ -21,7 +21,7 @@ two numbers a report shows for either task).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass
 
 from kdcli.data.languages import by_language
@@ -292,7 +292,7 @@ def _pair(reference: float | None, value: float | None) -> tuple[float, float] |
     return (reference, value) if reference is not None and value is not None else None
 
 
-def _check_lengths(gold: Sequence[str], predicted: Sequence[str]) -> None:
+def _check_lengths(gold: Sized, predicted: Sized) -> None:
     if len(gold) != len(predicted):
         raise ValueError(f"{len(predicted)} predictions for {len(gold)} gold labels")
     if not gold:

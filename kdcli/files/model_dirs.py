@@ -14,7 +14,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from kdcli.core.errors import KdcliError, one_line, option_ref
 from kdcli.files.tensor_stream import Checkpoint, PickleCheckpoint, SafetensorsFile
@@ -34,6 +34,8 @@ TOKENIZER_FILES = (
     "vocab.json",
     "merges.txt",
 )
+# The head a checkpoint has, from its config's `architectures` (pre-training heads count as none).
+HeadKind = Literal["sequence-classification", "token-classification", "encoder"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _HUB_PATTERNS = [
     "config.json",
@@ -129,7 +131,7 @@ def read_config_dict(ref: ModelRef) -> dict[str, Any]:
     return data
 
 
-def head_kind(config: dict[str, Any], source: str) -> str:
+def head_kind(config: dict[str, Any], source: str) -> HeadKind:
     """What task head the model has, from `architectures` in its config."""
     names = config.get("architectures") or []
     if not names:
@@ -151,6 +153,12 @@ def label_names(config: dict[str, Any]) -> list[str]:
     """A classifier's label names in id order, from its config.json (none for an encoder)."""
     id2label = config.get("id2label") or {}
     return [str(id2label[key]) for key in sorted(id2label, key=int)]
+
+
+def model_labels(model: PreTrainedModel) -> list[str]:
+    """A loaded classifier's label names in the order of its head's outputs."""
+    id2label = model.config.id2label or {}
+    return [str(name) for _, name in sorted(id2label.items(), key=lambda item: int(item[0]))]
 
 
 def weight_files(ref: ModelRef, allow_pickle: bool = False) -> list[Path]:
@@ -271,18 +279,31 @@ def load_classifier(
 ) -> PreTrainedModel:
     """A sequence (or with `token`, token) classification model; a bare encoder gets a fresh
     head (num_labels in kwargs)."""
+    return load_classifier_reporting(ref, options, token, **kwargs)[0]
+
+
+def load_classifier_reporting(
+    ref: ModelRef,
+    options: LoadOptions | None = None,
+    token: bool = False,
+    **kwargs: Any,
+) -> tuple[PreTrainedModel, dict[str, Any]]:
+    """`load_classifier`, and what transformers reports on the weights it loaded
+    (`missing_keys`, `unexpected_keys`, `mismatched_keys`)."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     options = options or LoadOptions()
     files = weight_files(ref, options.allow_pickle)
     factory = AutoModelForTokenClassification if token else AutoModelForSequenceClassification
     try:
-        return factory.from_pretrained(
+        model, info = factory.from_pretrained(
             ref.path,
             use_safetensors=files[0].suffix == ".safetensors",
             trust_remote_code=options.trust_remote_code,
+            output_loading_info=True,
             **kwargs,
         )
+        return model, info
     except KdcliError:
         raise
     except Exception as err:

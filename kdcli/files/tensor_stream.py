@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from kdcli.core.errors import KdcliError, one_line
 
@@ -63,14 +63,6 @@ class TensorInfo:
     @property
     def nbytes(self) -> int:
         return self.numel * self.itemsize
-
-
-class TensorReader(Protocol):
-    """Random access to the tensors of a checkpoint without loading all of it."""
-
-    def infos(self) -> dict[str, TensorInfo]: ...
-
-    def read(self, name: str, rows: slice | None = None) -> torch.Tensor: ...
 
 
 class SafetensorsFile:

@@ -21,12 +21,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from kdcli.core.errors import KdcliError, one_line, option_ref
 from kdcli.core.validation import check_choice, check_int, check_max_length
 from kdcli.data.batching import MODEL_INPUTS, collate_arrays, encode, model_inputs, sorted_batches
 from kdcli.files.model_dirs import (
+    HeadKind,
     LoadOptions,
     ModelRef,
     load_tokenizer_from,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     import numpy as np
     from transformers import PreTrainedTokenizerBase
 
-KINDS = ("pytorch", "onnx", "onnx-int8")
+PredictorKind = Literal["pytorch", "onnx", "onnx-int8"]
 VARIANTS = ("auto", "fp32", "int8")
 ONNX_FILE = "model.onnx"
 ONNX_INT8_FILE = "model_quantized.onnx"
@@ -89,8 +90,8 @@ class Predictor(ABC):
 
     name: str
     path: Path
-    kind: str
-    head: str  # "sequence-classification" or "token-classification"
+    kind: PredictorKind
+    head: HeadKind  # a classification head: "sequence-classification" or "token-classification"
     id2label: dict[int, str]
     num_parameters: int | None
     size_bytes: int
@@ -258,7 +259,7 @@ def export_file(reference: str | Path, variant: str = "auto") -> Path | None:
     return onnx_file
 
 
-def onnx_kind(onnx_file: Path) -> str:
+def onnx_kind(onnx_file: Path) -> PredictorKind:
     """ "onnx-int8" for a quantized file of an export, else "onnx"."""
     return "onnx-int8" if onnx_file.stem.endswith("quantized") else "onnx"
 

@@ -25,7 +25,7 @@ from kdcli.core.results import JsonResult
 from kdcli.core.validation import check_choice, check_number
 from kdcli.data.sources import SEQUENCE, TOKEN
 from kdcli.data.splits import DataConfig, Examples
-from kdcli.files.model_dirs import LoadOptions, ModelRef
+from kdcli.files.model_dirs import LoadOptions, ModelRef, model_labels
 from kdcli.files.provenance import find_stage, lineage_entries
 from kdcli.training.job import TrainSummary, as_data_config, data_options, dev_fact
 from kdcli.training.loop import TrainConfig
@@ -580,14 +580,14 @@ def _fit(
     from kdcli.training.job import eval_set, run_fit, train_labels
     from kdcli.training.objective import KdSettings, classification_task
 
-    label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
+    label2id = {name: i for i, name in enumerate(model_labels(model))}
     student = inputs.student.name
     task = classification_task(
         model,
         train_s,
         dev=eval_set(dev_s, inputs.dev, label2id, student),
         teacher=outputs,
-        teacher_order=_teacher_order(inputs.labels, _student_labels(model)),
+        teacher_order=_teacher_order(inputs.labels, model_labels(model)),
         kd=KdSettings(
             config.kd_loss,
             config.resolved_alpha(),
@@ -598,10 +598,6 @@ def _fit(
         **train_labels(inputs.train, label2id, student),
     )
     return run_fit(task, config.train, area, inputs.identity, config.resume, accelerator, progress)
-
-
-def _student_labels(model: PreTrainedModel) -> list[str]:
-    return [str(model.config.id2label[i]) for i in range(len(model.config.id2label))]
 
 
 def _teacher_order(teacher_labels: list[str], student_labels: list[str]) -> list[int] | None:
@@ -631,7 +627,7 @@ def _finish(
     kd = config.kd_loss if inputs.uses_teacher else None
     layer_map = [list(p) for p in pairs] or None
     teacher_name = teacher_ref.name if teacher_ref else None
-    labels = _student_labels(model)
+    labels = model_labels(model)
     record = make_record(
         "distill",
         config.options(teacher_name),

@@ -76,6 +76,7 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
         head_kind,
         label_names,
         load_tokenizer,
+        model_labels,
         read_config_dict,
         resolve_model,
         weight_files,
@@ -129,7 +130,7 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
         ref, options, data_labels(train, dev), config.train.seed, train.task
     )
     model = start.model
-    label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
+    label2id = {name: i for i, name in enumerate(model_labels(model))}
     max_length, inputs = config.train.max_length, model_inputs(model.forward, tokenizer)
     train_encoded = encode_examples(tokenizer, train, max_length, inputs)
     dev_encoded = encode_examples(tokenizer, dev, max_length, inputs)

@@ -572,7 +572,7 @@ def _check_width(config: ShrinkConfig, teacher: Teacher) -> None:
     hidden_changes = hidden != dims["hidden"]
     emb_key = arch.embedding_size_key
     projected = emb_key is not None and not arch.embedding_tied_to_hidden(teacher_config)
-    if hidden_changes and projected and hidden == int(teacher_config[emb_key]):
+    if hidden_changes and projected and emb_key and hidden == int(teacher_config[emb_key]):
         raise KdcliError(
             f"equals the teacher's {emb_key} ({hidden}): {arch.family} then has no embedding "
             "projection to copy",

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from kdcli.core.errors import KdcliError
 
-Roles = tuple[str | None, ...]
+Role = Literal["vocab", "hidden", "emb", "attn", "qkv", "inter", "glu"]
+Roles = tuple[Role | None, ...]  # one per tensor dimension
 _LN = r"(?:weight|bias|gamma|beta)"
-_WB = r"(?:weight|bias)"
-
-HEAD_KINDS = ("sequence-classification", "token-classification", "encoder")
 
 
 @dataclass(frozen=True)
@@ -71,11 +69,11 @@ class Architecture:
         return size is None or int(size) == int(config[self.keys.hidden])
 
 
-def _bias_pair(stem: str, out_role: str | None, in_role: str | None) -> tuple[Rule, Rule]:
+def _bias_pair(stem: str, out_role: Role | None, in_role: Role | None) -> tuple[Rule, Rule]:
     return Rule(stem + r"\.weight", (out_role, in_role)), Rule(stem + r"\.bias", (out_role,))
 
 
-def _ln(stem: str, role: str) -> Rule:
+def _ln(stem: str, role: Role) -> Rule:
     return Rule(stem + r"\." + _LN, (role,))
 
 

@@ -15,10 +15,10 @@ if TYPE_CHECKING:
     import torch
 
     from kdcli.files.tensor_stream import Checkpoint
-    from kdcli.surgery.architectures import TensorPlan
+    from kdcli.surgery.architectures import Role, TensorPlan
 
 # How a fused role splits into the per-layer role it is made of.
-FUSED = {"qkv": ("attn", 3), "glu": ("inter", 2)}
+FUSED: dict[Role, tuple[Role, int]] = {"qkv": ("attn", 3), "glu": ("inter", 2)}
 
 
 @dataclass
@@ -71,7 +71,7 @@ def _channel_norms(checkpoint: Checkpoint, name: str, dim: int) -> torch.Tensor:
     return total.sqrt()
 
 
-def _accumulate(scores: WidthScores, role: str, layer: int | None, values: torch.Tensor) -> None:
+def _accumulate(scores: WidthScores, role: Role, layer: int | None, values: torch.Tensor) -> None:
     if role == "hidden":
         scores.hidden = values if scores.hidden is None else scores.hidden + values
         return

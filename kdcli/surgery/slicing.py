@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.files.tensor_stream import Checkpoint, SafetensorsWriter, TensorInfo
-from kdcli.surgery.architectures import TensorMatcher, TensorPlan
+from kdcli.surgery.architectures import Role, TensorMatcher, TensorPlan
 from kdcli.surgery.importance import FUSED, WidthScores
 from kdcli.surgery.selection import HeadShape, attention_indices, top_k
 
@@ -36,7 +36,7 @@ class SlicePlan:
     inter: dict[int, list[int]] = field(default_factory=dict)
     vocab: list[int] | None = None
 
-    def indices(self, role: str | None, layer: int | None) -> list[int] | None:
+    def indices(self, role: Role | None, layer: int | None) -> list[int] | None:
         if role is None:
             return None
         if role == "vocab":

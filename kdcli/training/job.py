@@ -25,7 +25,7 @@ from kdcli.files.model_dirs import (
     copy_tokenizer_files,
     head_kind,
     label_names,
-    load_classifier,
+    load_classifier_reporting,
     read_config_dict,
 )
 from kdcli.files.outputs import atomic_output_dir, check_output_dir
@@ -186,9 +186,7 @@ def load_classifier_for(
         }
     )
     with quiet_transformers():
-        model, info = load_classifier(
-            ref, options, token=token, output_loading_info=True, **relabel
-        )
+        model, info = load_classifier_reporting(ref, options, token=token, **relabel)
     notes = []
     if kind != "encoder" and not keep_head:
         _reset_head(model, seed)

@@ -33,6 +33,7 @@ import torch
 from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.data.batching import Encoded, collate, sorted_batches
+from kdcli.files.model_dirs import model_labels
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -189,7 +190,7 @@ def compute(
     lengths = encoded.lengths()
     offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
     offsets[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.long), 0)
-    num_labels = int(teacher.config.num_labels)
+    num_labels = len(model_labels(teacher))
     width = int(teacher.config.hidden_size)
     word_offsets = None
     if encoded.word_tokens is not None:
