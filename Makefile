@@ -34,14 +34,16 @@ test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 test-slow: install-dev
 	$(BIN)/python -m pytest -m slow
 
 # lint-imports: the package's layers (pyproject.toml, [tool.importlinter]; docs/design.md).
+# mypy: the package's types (pyproject.toml, [tool.mypy]).
 lint:
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/mypy
 
 format:
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
@@ -55,4 +57,4 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_export.py
 
 clean:
-	rm -rf demo-out .pytest_cache .ruff_cache .import_linter_cache
+	rm -rf demo-out .pytest_cache .ruff_cache .import_linter_cache .mypy_cache
