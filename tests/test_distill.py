@@ -200,7 +200,7 @@ def test_a_student_with_another_tokenizer_reads_its_own_tokens(models, make_teac
     assert (tmp_path / "o" / "tokenizer.json").read_bytes() == (
         bert / "tokenizer.json"
     ).read_bytes()
-    with pytest.raises(KdcliError, match="--hidden-loss-weight needs the teacher and student"):
+    with pytest.raises(KdcliError, match="hidden_loss_weight needs the teacher and student"):
         distill(
             DistillConfig(str(bert), str(MINI), tmp_path / "h", teacher=str(models.teacher),
                           cache_dir=tmp_path / "c", hidden_loss_weight=1.0,
@@ -283,14 +283,14 @@ def test_a_teacher_without_a_classification_head_is_refused(models, tmp_path):
 
 def test_missing_and_vanished_teachers(models, tmp_path):
     encoder = make_encoder(tmp_path / "enc", layers=1)
-    with pytest.raises(KdcliError, match="--teacher is missing"):
+    with pytest.raises(KdcliError, match="teacher is missing"):
         distill(_config(encoder, tmp_path / "o", tmp_path / "c"))
     moved = tmp_path / "moved-student"
     shutil.copytree(models.student, moved)
     record = json.loads((moved / "kdcli.json").read_text())
     record["source"]["model"] = str(tmp_path / "deleted-teacher")
     (moved / "kdcli.json").write_text(json.dumps(record))
-    with pytest.raises(KdcliError, match="deleted-teacher, does not exist: pass --teacher"):
+    with pytest.raises(KdcliError, match="deleted-teacher, does not exist: pass teacher"):
         distill(_config(moved, tmp_path / "o", tmp_path / "c"))
     assert not (tmp_path / "o").exists()
 
@@ -322,7 +322,7 @@ def test_bad_options_are_one_line_exit_2_and_nothing_written(models, cli, tmp_pa
 def test_an_unwritable_cache_dir_is_refused(models, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(KdcliError, match=r"--cache-dir .* cannot be created"):
+    with pytest.raises(KdcliError, match=r"cache_dir .* cannot be created"):
         distill(_config(models.student, tmp_path / "o", blocker / "cache"))
     assert not (tmp_path / "o").exists()
 

@@ -248,13 +248,13 @@ def test_write_outputs_writes_every_requested_file(tmp_path):
 @pytest.mark.parametrize(
     ("outputs", "message"),
     [
-        (lambda d: ReportOutputs(csv=d / "missing" / "r.csv"), "--csv .* does not exist"),
-        (lambda d: ReportOutputs(markdown=d), "--markdown .* is a directory"),
-        (lambda d: ReportOutputs(plot=d / "plot.jpg"), "--plot .*'.jpg'.*.png or .svg or .pdf"),
-        (lambda d: ReportOutputs(predictions=d / "p.txt"), "--predictions .*'.txt'.*.csv or"),
+        (lambda d: ReportOutputs(csv=d / "missing" / "r.csv"), "csv .* does not exist"),
+        (lambda d: ReportOutputs(markdown=d), "markdown .* is a directory"),
+        (lambda d: ReportOutputs(plot=d / "plot.jpg"), "plot .*'.jpg'.*.png or .svg or .pdf"),
+        (lambda d: ReportOutputs(predictions=d / "p.txt"), "predictions .*'.txt'.*.csv or"),
         (
             lambda d: ReportOutputs(json=d / "same", csv=d / "same"),
-            "--csv .*same is also given to --json",
+            "csv .*same is also given to json",
         ),
     ],
 )
@@ -273,7 +273,7 @@ def test_unwritable_output_folder_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(
         kdcli.files.outputs.os, "access", lambda p, mode: Path(p) != folder and real(p, mode)
     )
-    with pytest.raises(KdcliError, match=r"--json .* not writable"):
+    with pytest.raises(KdcliError, match=r"json .* not writable"):
         check_outputs(ReportOutputs(json=folder / "r.json"))
 
 

@@ -278,7 +278,7 @@ def _near_tie_classifier(folder: Path) -> Path:
 
 def test_int8_that_disagrees_tries_every_float_tier_then_fails_with_the_numbers(tmp_path):
     teacher = _near_tie_classifier(tmp_path / "tie")
-    with pytest.raises(CheckFailedError, match=r"int8 top-1 agreement .*% < --min-agreement"):
+    with pytest.raises(CheckFailedError, match=r"int8 top-1 agreement .*% < min_agreement"):
         export(
             ExportConfig(
                 str(teacher),

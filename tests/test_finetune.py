@@ -163,7 +163,7 @@ def test_missing_model_and_token_classifiers_as_sequence_classifiers_are_refused
     assert result.exit_code == 2 and "does not exist" in result.output
     tagger = make_teacher("bert", head="token-classification")
     data = DataConfig(str(MINI), task="sequence-classification")
-    with pytest.raises(KdcliError, match="token-classification model but --task"):
+    with pytest.raises(KdcliError, match="token-classification model but task"):
         finetune(FinetuneConfig(str(tagger), data, tmp_path / "o", train_config(max_steps=1)))
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.checkpoints").exists()
 

@@ -202,7 +202,7 @@ def test_bad_arguments_name_the_value(exported, make_teacher):
         open_predictor(exported, threads=0)
     with pytest.raises(KdcliError, match="variant 'fp32' applies to export"):
         open_predictor(make_teacher("bert"), variant="fp32")
-    with pytest.raises(KdcliError, match="--batch-size 0"):
+    with pytest.raises(KdcliError, match="batch_size 0"):
         open_predictor(make_teacher("bert")).logits(TEXTS, batch_size=0)
 
 
@@ -210,7 +210,7 @@ def test_int8_variant_of_an_fp32_only_export_is_a_clear_error(exported, tmp_path
     fp32_only = tmp_path / "fp32"
     shutil.copytree(exported, fp32_only)
     (fp32_only / ONNX_INT8_FILE).unlink()
-    with pytest.raises(KdcliError, match="--quantize int8"):
+    with pytest.raises(KdcliError, match="quantize int8"):
         open_predictor(fp32_only, variant="int8")
 
 

@@ -147,7 +147,7 @@ def test_conll_language_column_and_bioes(tmp_path: Path):
         (folder / f"{split}.conll").write_text(text, encoding="utf-8")
     dev = load_split(DataConfig(str(folder), language_column="2"), "dev")
     assert dev.languages == ["sw"] and dev.tags == [["B-LOC", "O", "B-LOC", "I-LOC"]]
-    with pytest.raises(KdcliError, match="not a IOB2 tag: pass --tag-scheme bioes"):
+    with pytest.raises(KdcliError, match="not a IOB2 tag: pass tag_scheme bioes"):
         load_split(DataConfig(str(folder), tag_scheme="iob2"), "dev")
     with pytest.raises(KdcliError, match="give the language column's number"):
         load_split(DataConfig(str(folder), language_column="lang"), "dev")
@@ -161,7 +161,7 @@ def test_conll_errors(tmp_path: Path):
     path.write_text("Paris\tLOCATION\n", encoding="utf-8")
     with pytest.raises(KdcliError, match="tag 'LOCATION' is not in a known scheme"):
         load_split(DataConfig(str(path)), "test")
-    with pytest.raises(KdcliError, match="--tag-scheme 'bilou2' is unknown"):
+    with pytest.raises(KdcliError, match="tag_scheme 'bilou2' is unknown"):
         load_split(DataConfig(str(path), tag_scheme="bilou2"), "test")
     with pytest.raises(KdcliError, match="CoNLL token file"):
         load_split(DataConfig(str(path), task="sequence-classification"), "test")

@@ -118,27 +118,27 @@ def test_plan_counts_optimizer_steps():
 @pytest.mark.parametrize(
     ("overrides", "option"),
     [
-        ({"epochs": 0}, "--epochs"),
-        ({"epochs": 1.5}, "--epochs"),
-        ({"batch_size": 0}, "--batch-size"),
-        ({"grad_accum": 0}, "--grad-accum"),
-        ({"max_length": -4}, "--max-length"),
-        ({"max_steps": 0}, "--max-steps"),
-        ({"patience": 0}, "--patience"),
-        ({"save_steps": -1}, "--save-steps"),
-        ({"lr": 0.0}, "--lr"),
-        ({"lr": 3.0}, "--lr"),
-        ({"weight_decay": -0.1}, "--weight-decay"),
-        ({"warmup_ratio": 1.0}, "--warmup-ratio"),
-        ({"max_grad_norm": 0.0}, "--max-grad-norm"),
-        ({"max_grad_norm": -1.0}, "--max-grad-norm"),
-        ({"max_grad_norm": float("inf")}, "--max-grad-norm"),
-        ({"max_grad_norm": float("nan")}, "--max-grad-norm"),
-        ({"report_to": "wandb"}, "--report-to"),
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 1.5}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"grad_accum": 0}, "grad_accum"),
+        ({"max_length": -4}, "max_length"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"patience": 0}, "patience"),
+        ({"save_steps": -1}, "save_steps"),
+        ({"lr": 0.0}, "lr"),
+        ({"lr": 3.0}, "lr"),
+        ({"weight_decay": -0.1}, "weight_decay"),
+        ({"warmup_ratio": 1.0}, "warmup_ratio"),
+        ({"max_grad_norm": 0.0}, "max_grad_norm"),
+        ({"max_grad_norm": -1.0}, "max_grad_norm"),
+        ({"max_grad_norm": float("inf")}, "max_grad_norm"),
+        ({"max_grad_norm": float("nan")}, "max_grad_norm"),
+        ({"report_to": "wandb"}, "report_to"),
     ],
 )
 def test_bad_training_options_name_the_option(overrides, option):
-    with pytest.raises(KdcliError, match=option):
+    with pytest.raises(KdcliError, match=f"^{option} "):
         TrainConfig(**overrides).check()
 
 
@@ -260,7 +260,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(encoder, reference,
     area = CheckpointArea(out)
     assert area.latest().name == "checkpoint-00000008"  # ... but the last checkpoint
     assert (area.root / "run.json").is_file()
-    with pytest.raises(KdcliError, match="--resume to continue it, or --overwrite"):
+    with pytest.raises(KdcliError, match="resume to continue it, or overwrite"):
         finetune(_config(encoder, out))
     result = finetune(_config(encoder, out, resume=True))
     assert result.training.resumed_from == 8
@@ -275,7 +275,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_run(encoder, ref
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
 
     out = tmp_path / "run"
-    with pytest.raises(TrainingInterrupted, match="--resume"):
+    with pytest.raises(TrainingInterrupted, match="resume"):
         finetune(_config(encoder, out), progress=interrupt)
     assert CheckpointArea(out).latest().name == "checkpoint-00000005"  # saved at that step
     finetune(_config(encoder, out, resume=True))
@@ -317,7 +317,7 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(encoder, tmp_path)
         finetune(_config(encoder, out), progress=_crash_at(5))
     with pytest.raises(KdcliError, match=r"different configuration \(options\.lr 0\.003 -> 0\.001"):
         finetune(_config(encoder, out, resume=True, lr=1e-3))
-    with pytest.raises(KdcliError, match="--resume: no checkpoint"):
+    with pytest.raises(KdcliError, match="resume: no checkpoint"):
         finetune(_config(encoder, tmp_path / "new", resume=True))
     assert not (tmp_path / "new").exists()
     assert not (tmp_path / "new.checkpoints").exists()
