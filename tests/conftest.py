@@ -35,15 +35,22 @@ def make_teacher(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
 
 @pytest.fixture
 def cli() -> Callable[..., Any]:
-    """Run `kdcli ARGS...` in-process and return click's Result (stdout, stderr, exit_code)."""
+    """Run `kdcli ARGS...` in-process and return click's Result (stdout, stderr, exit_code).
+
+    kdcli turns Ctrl-C into exit code 130; in-process, that would hide the user's Ctrl-C from
+    pytest, which would go on to the next test. So an exit 130 stops the test run, unless the
+    test caused it on purpose (`expect_interrupt=True`)."""
     from typer.testing import CliRunner
 
     from kdcli.cli import app
 
     runner = CliRunner()
 
-    def invoke(*args: Any) -> Any:
-        return runner.invoke(app, [str(a) for a in args])
+    def invoke(*args: Any, expect_interrupt: bool = False) -> Any:
+        result = runner.invoke(app, [str(a) for a in args])
+        if result.exit_code == 130 and not expect_interrupt:
+            raise KeyboardInterrupt("kdcli was interrupted (Ctrl-C): stopping the tests")
+        return result
 
     return invoke
 

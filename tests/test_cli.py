@@ -220,7 +220,9 @@ def test_interrupted_shrink_leaves_nothing(cli, make_teacher, tmp_path, monkeypa
 
     monkeypatch.setattr(kdcli.steps.shrink, "copy_tensors", interrupted)
     out = tmp_path / "student"
-    result = cli("shrink", make_teacher("bert"), "--out", out, "--num-layers", "2")
+    result = cli(
+        "shrink", make_teacher("bert"), "--out", out, "--num-layers", "2", expect_interrupt=True
+    )
     assert result.exit_code == 130
     assert "interrupted" in result.stderr
     assert not out.exists() and leftovers(tmp_path) == []

@@ -300,7 +300,7 @@ def test_cli_ctrl_c_exits_130_naming_the_checkpoint_and_resume_finishes(
     monkeypatch.setattr(render, "progress_bars", bars)
     out = tmp_path / "o"
     args = ["finetune", encoder, "--data", MINI, "--out", out, "--max-steps", "5", "--lr", "3e-3"]
-    result = cli(*args)
+    result = cli(*args, expect_interrupt=True)
     assert result.exit_code == 130, result.output
     assert "interrupted at step 3: checkpoint saved in" in " ".join(result.output.split())
     assert "--resume" in result.output

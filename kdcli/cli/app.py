@@ -1,7 +1,8 @@
 """The `kdcli` Typer application: the command group, its error handling and `--version`.
 
 Errors: bad input (KdcliError, click usage errors) -> one line on stderr and exit 2; a failed check
--> exit 1; Ctrl-C -> exit 130. The commands register themselves on `app` (one module each).
+or a full disk -> exit 1; Ctrl-C -> exit 130. The commands register themselves on `app` (one
+module each).
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from typer.core import TyperGroup
 from kdcli._version import __version__
 from kdcli.cli import render
 from kdcli.cli.options import option_name
-from kdcli.core.errors import CheckFailedError, KdcliError
+from kdcli.core.errors import (
+    CheckFailedError,
+    DiskFullError,
+    KdcliError,
+    disk_full_message,
+    is_disk_full,
+)
 
 WORKFLOW = ("finetune", "shrink", "distill", "eval", "export")
 
@@ -52,14 +59,18 @@ class KdcliGroup(TyperGroup):
         except KdcliError as err:
             render.error(err.render(option_name))
             code = 2
-        except CheckFailedError as err:
+        except (CheckFailedError, DiskFullError) as err:
             render.error(err.render(option_name))
             code = 1
         except KeyboardInterrupt:
             render.error("interrupted; nothing half-written was left behind")
             code = 130
         except Exception as err:
-            code = _click_error(err, list(sys.argv[1:] if args is None else args))
+            if not is_disk_full(err):
+                code = _click_error(err, list(sys.argv[1:] if args is None else args))
+            else:  # a write the library did not wrap (a log line, a cache file)
+                render.error(disk_full_message(getattr(err, "filename", None) or "the output"))
+                code = 1
         if standalone_mode:
             sys.exit(code)
         return code

@@ -136,7 +136,7 @@ def distill(
     from kdcli.steps.distill import distill as run_distill
 
     params = dict(locals())
-    check_json(json_path)
+    check_json(json_path, overwrite, (student, teacher, data, config))
     distill_config = DistillConfig(
         student=student,
         data=train_data_config(params),

@@ -21,6 +21,7 @@ from kdcli.cli.options import (
     TAG_SCHEME_OPTION,
     TASK_OPTION,
     TEXT_COLUMN_OPTION,
+    local_inputs,
     parse_names,
 )
 
@@ -77,6 +78,9 @@ def eval_command(
         "column per model.",
     ),
     allow_pickle: bool = PICKLE_OPTION,
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace result files (--json, --csv, ...) that exist."
+    ),
     quiet: bool = QUIET_OPTION,
     config: Path | None = CONFIG_OPTION,
 ) -> None:
@@ -92,7 +96,7 @@ def eval_command(
         plot=plot_path,
         predictions=predictions_path,
     )
-    check_outputs(outputs)
+    check_outputs(outputs, overwrite, local_inputs(model, data, config))
     eval_config = EvalConfig(
         models=model,
         data=data,

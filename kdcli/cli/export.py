@@ -108,7 +108,7 @@ def export(
     from kdcli.steps.export import ExportConfig, ExportResult
     from kdcli.steps.export import export as run_export
 
-    check_json(json_path)
+    check_json(json_path, overwrite, (model, verify_data, config))
     export_config = ExportConfig(
         source=model,
         out=out,

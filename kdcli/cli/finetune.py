@@ -95,7 +95,7 @@ def finetune(
     from kdcli.steps.finetune import finetune as run_finetune
 
     params = dict(locals())
-    check_json(json_path)
+    check_json(json_path, overwrite, (model, data, config))
     finetune_config = FinetuneConfig(
         model=model,
         data=train_data_config(params),

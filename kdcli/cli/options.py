@@ -6,6 +6,7 @@ defaults, and flags given on the command line win.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,9 @@ CONFIG_OPTION = typer.Option(
 JSON_OPTION = typer.Option(
     None, "--json", help="Also write the result as JSON to this file (- for stdout)."
 )
-OVERWRITE_OPTION = typer.Option(False, "--overwrite", help="Replace --out if it exists.")
+OVERWRITE_OPTION = typer.Option(
+    False, "--overwrite", help="Replace --out (and the --json file) if they exist."
+)
 SEED_OPTION = typer.Option(0, "--seed", help="Random seed (same inputs + seed = same output).")
 REVISION_OPTION = typer.Option(None, "--revision", help="Hub revision (branch, tag or commit).")
 PICKLE_OPTION = typer.Option(
@@ -113,11 +116,22 @@ PICKLE_OPTION = typer.Option(
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
-def check_json(path: Path | None) -> None:
+def check_json(path: Path | None, overwrite: bool = False, inputs: Sequence[Any] = ()) -> None:
+    """`--json PATH` can be written: not an existing file without --overwrite, never an input."""
     if path is not None:
         from kdcli.files.outputs import check_output_file
 
-        check_output_file(path, "json")
+        check_output_file(path, "json", overwrite, local_inputs(*inputs))
+
+
+def local_inputs(*values: Any) -> list[str]:
+    """The options' values that name local files or folders (models, data, --config): what a
+    result file must never overwrite. Lists (several MODELs) are flattened; None is skipped."""
+    found: list[str] = []
+    for value in values:
+        items = value if isinstance(value, list | tuple) else [value]
+        found += [str(item) for item in items if item is not None and str(item)]
+    return [item for item in found if Path(item).expanduser().exists()]
 
 
 def write_json(path: Path | None, result: Any) -> None:

@@ -109,7 +109,7 @@ def shrink(
     from kdcli.steps.shrink import ShrinkConfig
     from kdcli.steps.shrink import shrink as run_shrink
 
-    check_json(json_path)
+    check_json(json_path, overwrite, (source, vocab_from, calib_data, config))
     shrink_config = ShrinkConfig(
         source=source,
         out=out,

@@ -8,10 +8,12 @@ end names settings its own way when it renders the error: `str(err)` uses the li
 (`languages`), the CLI its options (`--languages`), so the library never speaks in CLI words.
 
 `CheckFailedError` means the work ran but a quality check failed (exit 1), e.g. export verification.
+`DiskFullError` means the disk filled up while kdcli wrote (exit 1); nothing half-written is left.
 """
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -115,6 +117,44 @@ class CheckFailedError(Rendered, Exception):
 
     def text(self) -> str:
         return self.message
+
+
+class DiskFullError(Rendered, Exception):
+    """The disk (or a quota) filled up while kdcli was writing; what was half-written is gone."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(self.render(python_name))
+
+    def text(self) -> str:
+        return self.message
+
+
+# How libraries say ENOSPC without an OSError: safetensors (Rust) and torch.save (C++).
+_DISK_FULL_TEXTS = ("no space left on device", "os error 28", "errno 28", "disk quota exceeded")
+
+
+def is_disk_full(err: BaseException | None) -> bool:
+    """Whether `err`, or an error it was raised from, means the disk or a quota is full."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, DiskFullError):
+            return True
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(text in str(err).lower() for text in _DISK_FULL_TEXTS):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def disk_full_message(where: object, what: str = "") -> str:
+    """The one line a full disk is reported with."""
+    return (
+        f"no space left on device at {where}{what}: free some space (or write elsewhere) and "
+        "run again"
+    )
 
 
 def one_line(text: object) -> str:

@@ -150,8 +150,11 @@ class ModelRun:
     seconds: float = 0.0
 
 
-def build_report(examples: Examples, runs: Sequence[ModelRun]) -> EvalReport:
-    """Score every run per language and compare each with the first. Pure: no models needed."""
+def build_report(
+    examples: Examples, runs: Sequence[ModelRun], notes: Sequence[str] = ()
+) -> EvalReport:
+    """Score every run per language and compare each with the first. Pure: no models needed.
+    `notes` (about the run, e.g. a --max-length cut) follow the data's own notes."""
     if not runs:
         raise ValueError("no model runs to report")
     results: list[EvalResult] = []
@@ -196,7 +199,7 @@ def build_report(examples: Examples, runs: Sequence[ModelRun]) -> EvalReport:
         texts=list(examples.texts),
         gold=list(examples.tags if examples.tags is not None else examples.labels),
         example_languages=list(examples.languages),
-        notes=list(examples.notes),
+        notes=[*examples.notes, *notes],
         task=examples.task,
         words=examples.words,
     )

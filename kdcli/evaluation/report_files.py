@@ -11,16 +11,14 @@ import csv
 import importlib.util
 import io
 import json
-import os
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.formatting import count_text, size_text
-from kdcli.files.outputs import check_output_file, write_text_atomic
+from kdcli.files.outputs import atomic_file, check_output_file, write_text_atomic
 
 if TYPE_CHECKING:
     from kdcli.evaluation.metrics import Change
@@ -72,11 +70,14 @@ class ReportOutputs:
         return [(option, Path(path)) for option, path in pairs if path is not None]
 
 
-def check_outputs(outputs: ReportOutputs) -> None:
-    """Fail before any model runs when an output could not be written."""
+def check_outputs(
+    outputs: ReportOutputs, overwrite: bool = False, inputs: Sequence[str | Path] = ()
+) -> None:
+    """Fail before any model runs when an output could not be written: an existing file
+    (without `overwrite`), an input (the data, a model's files), a folder, ..."""
     seen: dict[Path, str] = {}
     for option, path in outputs.named():
-        check_output_file(path, option)
+        check_output_file(path, option, overwrite, inputs)
         key = path.absolute()
         if key in seen:
             raise KdcliError(
@@ -546,13 +547,5 @@ def _draw_plot(plt: Any, report: EvalReport) -> Any:
 
 
 def _save_figure_atomic(figure: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.tmp-", suffix=path.suffix, dir=path.absolute().parent
-    )
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         figure.savefig(tmp, dpi=110, format=path.suffix.lstrip(".").lower())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -161,6 +161,36 @@ def model_labels(model: PreTrainedModel) -> list[str]:
     return [str(name) for _, name in sorted(id2label.items(), key=lambda item: int(item[0]))]
 
 
+# Families whose position ids start after the padding index (RoBERTa's scheme): a model with
+# max_position_embeddings P takes P - (pad_token_id + 1) tokens.
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "longformer")
+
+
+def token_limit(config: dict[str, Any]) -> int | None:
+    """How many tokens (special ones included) the model's position embeddings take; None when
+    config.json does not say. A longer input fails inside the model ("index out of bounds")."""
+    positions = config.get("max_position_embeddings")
+    if not isinstance(positions, int) or isinstance(positions, bool) or positions < 2:
+        return None
+    if config.get("model_type") in _OFFSET_POSITIONS:
+        pad = config.get("pad_token_id")
+        positions -= (pad if isinstance(pad, int) and pad >= 0 else 1) + 1
+    return max(positions, 2)
+
+
+def clamp_max_length(requested: int, configs: dict[str, dict[str, Any]]) -> tuple[int, str | None]:
+    """`--max-length` cut to what every model (name -> config.json) takes, and a note when it
+    was cut."""
+    limits = {name: limit for name, cfg in configs.items() if (limit := token_limit(cfg))}
+    if not limits or requested <= min(limits.values()):
+        return requested, None
+    name = min(limits, key=lambda n: limits[n])
+    return limits[name], (
+        f"--max-length {requested} is more than {name} takes ({limits[name]} tokens, from its "
+        f"max_position_embeddings): texts are cut at {limits[name]} tokens"
+    )
+
+
 def weight_files(ref: ModelRef, allow_pickle: bool = False) -> list[Path]:
     """The checkpoint files of a model directory, safetensors first."""
     root = ref.path

@@ -98,12 +98,13 @@ def export_graph(
                 verbose=False,
             )
             assert program is not None  # dynamo=True always returns the program
-            program.save(str(path))
     except Exception as err:  # the exporter raises many types; all mean "cannot trace this"
         raise KdcliError(
             f"torch.onnx (dynamo) cannot export model type {model_type!r} with torch "
             f"{torch.__version__}: {one_line(err)}"
         ) from err
+    with quiet():  # outside the try: a failed write (a full disk) is not the model's fault
+        program.save(str(path))
 
 
 def fuse(source: Path, target: Path) -> dict[str, int]:

@@ -35,6 +35,7 @@ from kdcli.files.model_dirs import (
     resolve_model,
     weight_files,
 )
+from kdcli.files.model_dirs import token_limit as model_token_limit
 from kdcli.runtime.onnx_graph import EXPORT_EXTRA
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class Predictor(ABC):
     num_parameters: int | None
     size_bytes: int
     tokenizer: PreTrainedTokenizerBase
+    token_limit: int | None = None  # what the position embeddings take (config.json)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -112,13 +114,20 @@ class Predictor(ABC):
         self, texts: Sequence[str], batch_size: int = 32, max_length: int = 128
     ) -> list[EncodedBatch]:
         """Texts tokenized once, sorted longest first and cut into dynamically padded batches
-        (`kdcli.data.batching`, the path training uses too)."""
+        (`kdcli.data.batching`, the path training uses too); never longer than the model takes,
+        whatever `max_length` asks."""
         _check_batching(batch_size, max_length)
-        encoded = encode(self.tokenizer, texts, max_length, self.input_names)
+        encoded = encode(self.tokenizer, texts, self.fitted_length(max_length), self.input_names)
         return [
             EncodedBatch(index, collate_arrays(encoded, index))
             for index in sorted_batches(encoded.lengths(), batch_size)
         ]
+
+    def fitted_length(self, max_length: int) -> int:
+        """`max_length`, cut to what the model's position embeddings take."""
+        if self.token_limit is not None and max_length > self.token_limit:
+            return self.token_limit
+        return max_length
 
     def logits(
         self,
@@ -169,7 +178,7 @@ class Predictor(ABC):
         logits = self.logits(
             [words_text(row)[0] for row in words], batch_size, max_length, progress
         )
-        positions = encode_words(self.tokenizer, words, max_length).word_tokens
+        positions = encode_words(self.tokenizer, words, self.fitted_length(max_length)).word_tokens
         assert positions is not None
         predicted = np.nan_to_num(logits, nan=-np.inf).argmax(-1)
         return [
@@ -304,6 +313,7 @@ class TorchPredictor(Predictor):
         ref = resolve_model(str(source), options)
         config = read_config_dict(ref)
         self.head = head_kind(config, ref.name)
+        self.token_limit = model_token_limit(config)
         if self.head == "encoder":
             raise KdcliError(
                 f"{ref.name} has no classification head (architectures: "
@@ -405,6 +415,7 @@ class OnnxPredictor(Predictor):
         self.session = _session(ort, onnx_file, threads, self.settings)
         self.tokenizer = load_tokenizer_from(folder, str(folder))
         self.id2label = _export_labels(folder, self.session)
+        self.token_limit = model_token_limit(read_config_dict(ModelRef(str(folder), folder)))
         output = self.session.get_outputs()[0]
         self.head = "token-classification" if len(output.shape) == 3 else "sequence-classification"
         self.size_bytes = onnx_size(onnx_file)

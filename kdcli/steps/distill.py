@@ -126,15 +126,27 @@ def distill(config: DistillConfig, progress: ProgressCallback | None = None) -> 
     Every input is resolved and checked first (cheap checks before hashing, hashing before
     training) into one frozen `_Inputs`; then the teacher's outputs, training and the output.
     """
+    from kdcli.files.outputs import main_process, output_lock
+
+    started = time.perf_counter()
+    check_options(config)
+    config.train.check()
+    # the lock covers the output and its checkpoint area for the whole run
+    with output_lock(Path(config.out), enabled=main_process()) as stale:
+        result = _distill(config, progress, started)
+    return replace(result, notes=[*stale, *result.notes])
+
+
+def _distill(
+    config: DistillConfig, progress: ProgressCallback | None, started: float
+) -> DistillResult:
     from kdcli.data.batching import model_inputs
     from kdcli.files.model_dirs import classifier_class, load_tokenizer
     from kdcli.training.job import check_resume, check_start, encode_examples, load_classifier_for
     from kdcli.training.loop import make_accelerator
 
-    started = time.perf_counter()
-    check_options(config)
-    config.train.check()
-    area = check_start(Path(config.out), config.overwrite, config.resume)
+    given = [config.student, config.teacher or "", config.data_config().data]
+    area = check_start(Path(config.out), config.overwrite, config.resume, given)
     accelerator = make_accelerator()
     inputs = _resolve(config, accelerator.num_processes)
     config = inputs.config  # the task resolved from the models' heads and the data
@@ -142,8 +154,8 @@ def distill(config: DistillConfig, progress: ProgressCallback | None = None) -> 
 
     tokenizer = load_tokenizer(inputs.student, inputs.student_options)
     names = model_inputs(classifier_class(inputs.student).forward, tokenizer)
-    train_s = encode_examples(tokenizer, inputs.train, config.train.max_length, names)
-    dev_s = encode_examples(tokenizer, inputs.dev, config.train.max_length, names)
+    train_s = encode_examples(tokenizer, inputs.train, inputs.max_length, names)
+    dev_s = encode_examples(tokenizer, inputs.dev, inputs.max_length, names)
     pairs, pairs_note = _hidden_pairs(config, inputs)
     teacher = (
         _teacher_outputs(config, inputs, train_s, pairs, accelerator, progress)
@@ -262,11 +274,13 @@ class _Inputs:
     dev: Examples
     identity: dict[str, Any]  # what --resume checks
     notes: tuple[str, ...]
+    max_length: int  # the setting, cut to what both models' position embeddings take
 
 
 def _resolve(config: DistillConfig, processes: int) -> _Inputs:
     from kdcli.files.model_dirs import (
         LoadOptions,
+        clamp_max_length,
         content_hash,
         read_config_dict,
         resolve_model,
@@ -285,9 +299,12 @@ def _resolve(config: DistillConfig, processes: int) -> _Inputs:
     cache_dir = _cache_dir(config) if uses_teacher else None
     teacher_config = read_config_dict(teacher) if teacher is not None else None
     data = config.data_config()
-    head_labels, task = _head_labels(
-        student, read_config_dict(student), teacher, teacher_config, data.task
-    )
+    student_config = read_config_dict(student)
+    head_labels, task = _head_labels(student, student_config, teacher, teacher_config, data.task)
+    configs = {student.name: student_config}
+    if teacher is not None and teacher_config is not None:
+        configs[teacher.name] = teacher_config
+    max_length, cut = clamp_max_length(config.train.max_length, configs)
     train, dev = load_splits(replace(data, task=task))
     if train.task == TOKEN and task == SEQUENCE:
         raise KdcliError(
@@ -312,7 +329,7 @@ def _resolve(config: DistillConfig, processes: int) -> _Inputs:
         "dev": dev.fingerprint(),
         "processes": processes,
     }
-    notes = _present(teacher_note, _changed_teacher_note(record, teacher, teacher_hash))
+    notes = _present(teacher_note, _changed_teacher_note(record, teacher, teacher_hash), cut)
     return _Inputs(
         config=config,
         task=train.task,
@@ -331,6 +348,7 @@ def _resolve(config: DistillConfig, processes: int) -> _Inputs:
         dev=dev,
         identity=identity,
         notes=tuple(notes),
+        max_length=max_length,
     )
 
 
@@ -488,7 +506,7 @@ def _teacher_outputs(
     clock = time.perf_counter()
     tokenizer = load_tokenizer(teacher, inputs.teacher_options)
     names = model_inputs(classifier_class(teacher).forward, tokenizer)
-    train_t = encode_examples(tokenizer, inputs.train, config.train.max_length, names)
+    train_t = encode_examples(tokenizer, inputs.train, inputs.max_length, names)
     if pairs:
         _check_token_alignment(train_t, train_s)
     key = tc.CacheKey(

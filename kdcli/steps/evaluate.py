@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from kdcli.evaluation.report import EvalReport, ModelRun, Speed, build_report
 from kdcli.files.model_dirs import (
     LoadOptions,
     check_tokenizer_files,
+    clamp_max_length,
     label_names,
     read_config_dict,
     resolve_model,
@@ -124,6 +125,7 @@ class ModelCheck:
     kind: str
     labels: list[str]
     head: str = "sequence-classification"
+    config: dict[str, Any] = field(default_factory=dict, repr=False)  # its config.json
 
 
 def evaluate(config: EvalConfig, progress: ProgressCallback | None = None) -> EvalReport:
@@ -149,11 +151,12 @@ def evaluate(config: EvalConfig, progress: ProgressCallback | None = None) -> Ev
         known = {label: i for i, label in enumerate(check.labels)}
         (tag_ids if examples.tags is not None else label_ids)(examples, known, check.reference)
     names = unique_names([c.reference for c in checks], [c.kind for c in checks])
+    _, note = clamp_max_length(config.max_length, {c.reference: c.config for c in checks})
     runs = [
         _run_model(check.reference, name, examples, config, options, progress)
         for check, name in zip(checks, names, strict=True)
     ]
-    return build_report(examples, runs)
+    return build_report(examples, runs, notes=[note] if note else [])
 
 
 def _task(config: EvalConfig, checks: Sequence[ModelCheck]) -> str:
@@ -187,7 +190,7 @@ def check_model(reference: str, options: LoadOptions | None = None) -> ModelChec
         folder, kind, config = ref.path, "pytorch", read_config_dict(ref)
     check_tokenizer_files(folder, reference)
     head, labels = _labels(config, reference)
-    return ModelCheck(reference, kind, labels, head)
+    return ModelCheck(reference, kind, labels, head, config)
 
 
 def _labels(config: dict[str, Any], name: str) -> tuple[str, list[str]]:

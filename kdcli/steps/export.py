@@ -45,7 +45,7 @@ from kdcli.files.model_dirs import (
     resolve_model,
     weight_files,
 )
-from kdcli.files.outputs import atomic_output_dir, check_output_dir
+from kdcli.files.outputs import atomic_output_dir, check_output_dir, output_lock
 from kdcli.files.provenance import (
     lineage_entries,
     make_record,
@@ -179,10 +179,22 @@ class VerifyText:
 
 def export(config: ExportConfig, progress: ProgressCallback | None = None) -> ExportResult:
     """Export `config.source` to ONNX in `config.out`, verify it, and measure it."""
-    started = time.perf_counter()
     _check_options(config)
+    inputs = [str(v) for v in (config.source, config.verify_data) if v]
+    check_output_dir(Path(config.out), config.overwrite, inputs)
+    with output_lock(Path(config.out)) as stale:
+        try:
+            result = _export(config, progress)
+        except CheckFailedError as err:
+            if isinstance(err.result, ExportResult):
+                err.result = replace(err.result, notes=[*stale, *err.result.notes])
+            raise
+    return replace(result, notes=[*stale, *result.notes])
+
+
+def _export(config: ExportConfig, progress: ProgressCallback | None) -> ExportResult:
+    started = time.perf_counter()
     require_export_stack()
-    check_output_dir(Path(config.out), config.overwrite)
     options = LoadOptions(config.revision, config.allow_pickle)
     ref = resolve_model(config.source, options)
     model_config = read_config_dict(ref)

@@ -69,9 +69,19 @@ class FinetuneResult(JsonResult):
 
 def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -> FinetuneResult:
     """Fine-tune `config.model` on `config.data` and write the classifier to `config.out`."""
+    from kdcli.files.outputs import main_process, output_lock
+
+    # the lock covers the output and its checkpoint area for the whole run
+    with output_lock(Path(config.out), enabled=main_process()) as stale:
+        result = _finetune(config, progress)
+    return replace(result, notes=[*stale, *result.notes])
+
+
+def _finetune(config: FinetuneConfig, progress: ProgressCallback | None) -> FinetuneResult:
     from kdcli.data.batching import model_inputs
     from kdcli.files.model_dirs import (
         LoadOptions,
+        clamp_max_length,
         content_hash,
         head_kind,
         label_names,
@@ -104,7 +114,7 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
     started = time.perf_counter()
     config.train.check()
     data = config.data_config()
-    area = check_start(Path(config.out), config.overwrite, config.resume)
+    area = check_start(Path(config.out), config.overwrite, config.resume, [config.model, data.data])
     accelerator = make_accelerator()
     options = LoadOptions(config.revision, config.allow_pickle)
     ref = resolve_model(config.model, options)
@@ -131,7 +141,8 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
     )
     model = start.model
     label2id = {name: i for i, name in enumerate(model_labels(model))}
-    max_length, inputs = config.train.max_length, model_inputs(model.forward, tokenizer)
+    max_length, cut = clamp_max_length(config.train.max_length, {ref.name: model.config.to_dict()})
+    inputs = model_inputs(model.forward, tokenizer)
     train_encoded = encode_examples(tokenizer, train, max_length, inputs)
     dev_encoded = encode_examples(tokenizer, dev, max_length, inputs)
     dev_set = eval_set(dev_encoded, dev, label2id, ref.name)
@@ -141,7 +152,7 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
     outcome = run_fit(task, config.train, area, identity, config.resume, accelerator, progress)
 
     labels = label_names(model.config.to_dict())
-    notes = [*train.notes, *start.notes]
+    notes = [*train.notes, *start.notes, *([cut] if cut else [])]
     record = make_record(
         "finetune",
         config.options(),

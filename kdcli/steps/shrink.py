@@ -34,7 +34,7 @@ from kdcli.files.model_dirs import (
     resolve_model,
     weight_files,
 )
-from kdcli.files.outputs import atomic_output_dir, check_output_dir
+from kdcli.files.outputs import atomic_output_dir, check_output_dir, output_lock
 from kdcli.files.provenance import (
     make_record,
     read_provenance,
@@ -107,6 +107,10 @@ class ShrinkConfig:
     def language_list(self) -> list[str] | None:
         return check_names("languages", self.languages)
 
+    def inputs(self) -> list[str]:
+        """What the student is made from: never to be overwritten by its output."""
+        return [str(v) for v in (self.source, self.vocab_from, self.calib_data) if v]
+
     def needs_calibration(self) -> bool:
         return self.width_strategy == "activation" or self.layer_strategy == "importance"
 
@@ -153,7 +157,15 @@ def shrink(config: ShrinkConfig, progress: ProgressCallback | None = None) -> Sh
     """
     started = time.perf_counter()
     _check_options(config)
-    check_output_dir(Path(config.out), config.overwrite)
+    check_output_dir(Path(config.out), config.overwrite, config.inputs())
+    with output_lock(Path(config.out)) as stale:
+        result = _shrink(config, progress, started)
+    return replace(result, notes=[*stale, *result.notes])
+
+
+def _shrink(
+    config: ShrinkConfig, progress: ProgressCallback | None, started: float
+) -> ShrinkResult:
     ref = resolve_model(config.source, LoadOptions(config.revision, config.allow_pickle))
     teacher = _teacher(config, ref)
     calib_texts = _calibration_texts(config) if config.needs_calibration() else None
@@ -161,7 +173,7 @@ def shrink(config: ShrinkConfig, progress: ProgressCallback | None = None) -> Sh
     with open_checkpoint(ref, config.allow_pickle) as checkpoint:
         plan = plan_student(config, teacher, checkpoint, calib_texts, trim, progress)
         verify_plan(plan)
-        with atomic_output_dir(Path(config.out), config.overwrite) as tmp:
+        with atomic_output_dir(Path(config.out), config.overwrite, config.inputs()) as tmp:
             vocab = _write_student(config, plan, checkpoint, trim, tmp, progress)
             result = _result(config, plan, vocab, tmp, time.perf_counter() - started)
             record = _record(config, plan, result, trim)

@@ -19,13 +19,21 @@ latest checkpoint; a checkpoint from a different configuration is refused.
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError, option_ref
+from kdcli.core.errors import (
+    DiskFullError,
+    KdcliError,
+    disk_full_message,
+    is_disk_full,
+    one_line,
+    option_ref,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -149,13 +157,27 @@ class CheckpointArea:
         final = self.root / f"{CHECKPOINT_PREFIX}{state.step:08d}"
         tmp = self.root / f"{final.name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        save_file(_contiguous(module.state_dict()), tmp / "module.safetensors")
-        torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
-            tmp / "state.pt",
-        )
-        (tmp / "state.json").write_text(state.to_json() + "\n", encoding="utf-8")
+        needed = _checkpoint_bytes(module)
+        try:
+            if shutil.disk_usage(self.root).free < needed:  # torch.save would fail half-way
+                raise OSError(errno.ENOSPC, "No space left on device", str(self.root))
+            tmp.mkdir()
+            save_file(_contiguous(module.state_dict()), tmp / "module.safetensors")
+            torch.save(
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": rng,
+                },
+                tmp / "state.pt",
+            )
+            (tmp / "state.json").write_text(state.to_json() + "\n", encoding="utf-8")
+        except BaseException as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            # torch.save reports a full disk as a stream error: judge by the free space
+            if is_disk_full(err) or shutil.disk_usage(self.root).free < needed:
+                raise DiskFullError(self._disk_full(state.step)) from err
+            raise
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         for old in self.root.iterdir():
@@ -163,6 +185,16 @@ class CheckpointArea:
                 shutil.rmtree(old, ignore_errors=True)
         self._drop_stale_best(state)
         return final
+
+    def _disk_full(self, step: int) -> str:
+        kept = self.latest()
+        if kept is None:
+            return disk_full_message(self.root, f" (saving the checkpoint of step {step})")
+        return disk_full_message(
+            self.root,
+            f" (saving the checkpoint of step {step}; the one of {kept.name} is kept: free "
+            f"space and rerun with {option_ref('resume')} to continue from it)",
+        )
 
     def load(
         self, module: torch.nn.Module, optimizer: Any, scheduler: Any
@@ -178,16 +210,19 @@ class CheckpointArea:
             state = TrainState.from_json((latest / "state.json").read_text(encoding="utf-8"))
             module.load_state_dict(load_file(latest / "module.safetensors"))
             saved = torch.load(latest / "state.pt", weights_only=True, map_location="cpu")
-        except (OSError, ValueError, RuntimeError, TypeError, KeyError) as err:
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            rng = saved["rng"]
+        except Exception as err:  # safetensors, torch and json each fail in their own way
             raise KdcliError(
-                f": checkpoint {latest} is damaged ({type(err).__name__})",
+                f": checkpoint {latest} is damaged ({_damage(err)}), so the run cannot "
+                "continue from it",
                 option="resume",
-                fix=f"pass {option_ref('overwrite')} to start over",
+                fix=f"pass {option_ref('overwrite')} instead of {option_ref('resume')} to start "
+                "over",
             ) from err
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
         self._truncate_metrics(state.metrics_lines)
-        return state, saved["rng"]
+        return state, rng
 
     # --- best weights and logs -----------------------------------------------------------------
 
@@ -195,13 +230,27 @@ class CheckpointArea:
         from safetensors.torch import save_file
 
         tmp = self.root / f"best-{step:08d}.safetensors.tmp"
-        save_file(_contiguous(weights), tmp)
+        try:
+            save_file(_contiguous(weights), tmp)
+        except BaseException as err:
+            tmp.unlink(missing_ok=True)
+            if is_disk_full(err):
+                raise DiskFullError(self._disk_full(step)) from err
+            raise
         tmp.replace(self.root / f"best-{step:08d}.safetensors")
 
     def load_best(self, step: int) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
-        return load_file(self.root / f"best-{step:08d}.safetensors")
+        path = self.root / f"best-{step:08d}.safetensors"
+        try:
+            return load_file(path)
+        except Exception as err:
+            raise KdcliError(
+                f"the best weights so far, {path}, are damaged ({_damage(err)})",
+                fix=f"pass {option_ref('overwrite')} instead of {option_ref('resume')} to start "
+                "over",
+            ) from err
 
     def _drop_stale_best(self, state: TrainState) -> None:
         keep = f"best-{state.best_step:08d}.safetensors" if state.best_step is not None else None
@@ -234,6 +283,18 @@ class CheckpointArea:
 
     def has_checkpoint(self) -> bool:
         return self.latest() is not None
+
+
+def _checkpoint_bytes(module: torch.nn.Module) -> int:
+    """About what a checkpoint takes: the weights and AdamW's two moments of each."""
+    weights = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    return 3 * weights + 1_000_000
+
+
+def _damage(err: BaseException) -> str:
+    """What is wrong with a damaged file, briefly (libraries' messages can run long)."""
+    text = one_line(err)
+    return f"{type(err).__name__}: {text[:120]}" if text else type(err).__name__
 
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -82,9 +82,12 @@ def data_options(data: DataConfig) -> dict[str, Any]:
     return settings
 
 
-def check_start(out: Path, overwrite: bool, resume: bool) -> CheckpointArea:
-    """Before any work: the output can be written and the checkpoint area fits --resume."""
-    check_output_dir(Path(out), overwrite)
+def check_start(
+    out: Path, overwrite: bool, resume: bool, inputs: Sequence[str] = ()
+) -> CheckpointArea:
+    """Before any work: the output can be written (and is none of the inputs) and the
+    checkpoint area fits --resume."""
+    check_output_dir(Path(out), overwrite, inputs)
     area = CheckpointArea(Path(out))
     area.check_start(resume, overwrite)
     return area

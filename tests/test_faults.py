@@ -1,0 +1,406 @@
+"""Faults a hostile or unlucky user meets: result files over inputs, two runs on one output, a
+too-long --max-length, a full disk, damaged checkpoints, odd --out paths, inconsistent models,
+malformed kdcli.json, odd texts. Each case: a clear line, the documented exit code, no data lost,
+nothing half-written left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import leftovers
+from training_helpers import MINI, make_encoder, one_thread, write_jsonl
+
+MINI_LABELS = ("alarm_set", "weather_query", "play_music", "datetime_query", "takeaway_order")
+
+
+def one_line_error(result, code: int = 2) -> str:
+    """The command failed with `code` and said why in one line; returns that line."""
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) >= 1 and lines[-1].startswith("Error: "), result.stderr
+    return " ".join(result.stderr.split())
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory) -> Path:
+    """An untrained XLM-R classifier with the labels of massive-mini (eval only needs labels)."""
+    from factories import make_model_dir
+
+    return make_model_dir(
+        tmp_path_factory.mktemp("faults") / "classifier", "xlm-roberta", labels=MINI_LABELS
+    )
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory) -> Path:
+    return make_encoder(tmp_path_factory.mktemp("faults-encoder") / "encoder", layers=2)
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A real filesystem of `size` at `path` (tmpfs; needs root): what a full disk does."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(folder: Path, leave: int = 0) -> None:
+    """Fill the filesystem of `folder` up to `leave` bytes."""
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    with contextlib.suppress(OSError), (folder / "filler").open("wb") as handle:
+        handle.write(b"\0" * max(free - leave, 0))
+
+
+# --- result files: never over an existing file without --overwrite, never over an input -------
+
+
+def test_eval_refuses_to_write_predictions_over_its_data(cli, classifier, tmp_path):
+    data = write_jsonl(
+        tmp_path / "data.jsonl",
+        [{"text": "wake me up", "label": "alarm_set", "language": "en-US"}] * 3,
+    )
+    before = data.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        result = cli("eval", classifier, "--data", data, "--predictions", data, *extra)
+        line = one_line_error(result)
+        assert f"--predictions {data} would overwrite the input {data}" in line
+        assert data.read_bytes() == before
+
+
+def test_result_files_are_not_replaced_without_overwrite(cli, classifier, tmp_path):
+    report = tmp_path / "report.md"
+    report.write_text("my notes", encoding="utf-8")
+    result = cli("eval", classifier, "--data", MINI, "--markdown", report, "-q")
+    assert "--markdown" in one_line_error(result) and "--overwrite" in result.stderr
+    assert report.read_text(encoding="utf-8") == "my notes"
+    result = cli("eval", classifier, "--data", MINI, "--markdown", report, "-q", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert report.read_text(encoding="utf-8").startswith("Split `test`")
+
+
+def test_json_of_other_commands_needs_overwrite_and_spares_inputs(cli, make_teacher, tmp_path):
+    teacher = make_teacher("bert")
+    existing = tmp_path / "r.json"
+    existing.write_text("{}", encoding="utf-8")
+    result = cli(
+        "shrink", teacher, "--out", tmp_path / "s", "--num-layers", "2", "--json", existing
+    )
+    assert "--json" in one_line_error(result) and not (tmp_path / "s").exists()
+    result = cli(
+        "shrink", teacher, "--out", tmp_path / "s", "--num-layers", "2", "--overwrite",
+        "--json", teacher / "config.json",
+    )  # fmt: skip
+    assert "would overwrite the input" in one_line_error(result)
+    assert json.loads((teacher / "config.json").read_text())["model_type"] == "bert"
+
+
+def test_an_output_folder_never_replaces_an_input(cli, make_teacher, tmp_path):
+    teacher = make_teacher("bert")
+    result = cli("shrink", teacher, "--out", teacher, "--num-layers", "2", "--overwrite")
+    assert "would overwrite the input" in one_line_error(result)
+    result = cli("shrink", teacher, "--out", teacher.parent, "--num-layers", "2", "--overwrite")
+    assert "would overwrite the input" in one_line_error(result)
+    assert (teacher / "model.safetensors").is_file()
+
+
+# --- odd --out paths and what killed runs leave -------------------------------------------------
+
+
+def test_empty_out_and_current_folder_are_refused(cli, make_teacher, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.txt").write_text("mine", encoding="utf-8")
+    for out in ("", "."):
+        result = cli("shrink", make_teacher("bert"), "--out", out, "--overwrite")
+        assert "is the folder kdcli runs in" in one_line_error(result)
+    assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_dangling_symlink_out_is_refused(cli, make_teacher, tmp_path):
+    link = tmp_path / "student"
+    link.symlink_to(tmp_path / "nowhere")
+    result = cli("shrink", make_teacher("bert"), "--out", link, "--num-layers", "2")
+    assert "broken symbolic link" in one_line_error(result)
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_symlinked_out_with_overwrite_replaces_the_target_and_keeps_the_link(
+    cli, make_teacher, tmp_path
+):
+    teacher = make_teacher("bert")
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "old.txt").write_text("old", encoding="utf-8")
+    link = tmp_path / "student"
+    link.symlink_to(real)
+    result = cli("shrink", teacher, "--out", link, "--num-layers", "2", "--overwrite", "-q")
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and (link / "model.safetensors").is_file()
+    assert (real / "model.safetensors").is_file() and not (real / "old.txt").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_stale_temporary_folders_are_reported_and_removed(cli, make_teacher, tmp_path):
+    stale = tmp_path / "student.tmp-abc123"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half")
+    (tmp_path / "student.old-xyz").mkdir()
+    result = cli("shrink", make_teacher("bert"), "--out", tmp_path / "student", "--num-layers", "2")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stderr.split())
+    assert "removed 2 temporary folders that an interrupted earlier run left" in text
+    assert leftovers(tmp_path) == []
+
+
+def test_outputs_follow_the_umask(make_teacher, tmp_path):
+    from kdcli.steps.shrink import ShrinkConfig, shrink
+
+    old = os.umask(0o022)
+    try:
+        shrink(ShrinkConfig(str(make_teacher("bert")), out=tmp_path / "s", num_layers=2))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "s").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "s" / "config.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_result_files_follow_the_umask(tmp_path):
+    from kdcli.files.outputs import write_text_atomic
+
+    old = os.umask(0o002)
+    try:
+        write_text_atomic(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o664
+
+
+# --- two runs on one output -----------------------------------------------------------------------
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from kdcli.files.outputs import output_lock
+with output_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+@contextlib.contextmanager
+def held_by_another_process(out: Path) -> Iterator[int]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "locked"
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_second_run_on_the_same_output_exits_2_and_leaves_the_first_alone(cli, encoder, tmp_path):
+    out = tmp_path / "teacher"
+    area = tmp_path / "teacher.checkpoints"
+    area.mkdir()
+    (area / "metrics.jsonl").write_text('{"step": 1}\n', encoding="utf-8")
+    with held_by_another_process(out) as pid:
+        result = cli("finetune", encoder, "--data", MINI, "--out", out, "--overwrite")
+        line = one_line_error(result)
+        assert f"output {out} is being written by another kdcli run (process {pid})" in line
+        assert (area / "metrics.jsonl").read_text(encoding="utf-8") == '{"step": 1}\n'
+        result = cli("shrink", encoder, "--out", out, "--num-layers", "1")
+        assert "being written by another kdcli run" in one_line_error(result)
+    assert not out.exists()
+
+
+def test_the_lock_is_released_and_gone_after_a_run(make_teacher, tmp_path):
+    from kdcli.files.outputs import lock_path, output_lock
+    from kdcli.steps.shrink import ShrinkConfig, shrink
+
+    out = tmp_path / "s"
+    shrink(ShrinkConfig(str(make_teacher("bert")), out=out, num_layers=2))
+    assert not lock_path(out).exists()
+    with output_lock(out), output_lock(out):  # the same process may nest it
+        assert lock_path(out).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+# --- --max-length beyond the model's positions --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_model(tmp_path_factory) -> Path:
+    """A BERT classifier with 32 positions whose tokenizer claims no limit (as many do)."""
+    from factories import make_model_dir, make_tokenizer
+    from training_helpers import fixture_texts
+
+    tokenizer = make_tokenizer("wordpiece", fixture_texts(), vocab_size=300)
+    tokenizer.model_max_length = int(1e30)
+    return make_model_dir(
+        tmp_path_factory.mktemp("short") / "model",
+        "bert",
+        tokenizer=tokenizer,
+        labels=MINI_LABELS,
+        max_position_embeddings=32,
+    )
+
+
+def long_texts(tmp_path: Path) -> Path:
+    words = " ".join(["weather"] * 60)
+    rows = [
+        {"text": f"{words} {i}", "label": label, "language": "en-US", "split": split}
+        for i, label in enumerate(MINI_LABELS * 4)
+        for split in ("train", "dev", "test")
+    ]
+    return write_jsonl(tmp_path / "long.jsonl", rows)
+
+
+def test_eval_cuts_max_length_to_the_models_positions(cli, short_model, tmp_path):
+    result = cli("eval", short_model, "--data", long_texts(tmp_path), "--max-length", "200", "-q")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stderr.split())
+    assert "--max-length 200 is more than" in text and "(32 tokens" in text
+
+
+def test_finetune_cuts_max_length_to_the_models_positions(cli, short_model, tmp_path):
+    with one_thread():
+        result = cli(
+            "finetune", short_model, "--data", long_texts(tmp_path), "--out", tmp_path / "o",
+            "--max-length", "200", "--max-steps", "1", "-q",
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "texts are cut at 32 tokens" in " ".join(result.stderr.split())
+
+
+def test_roberta_positions_start_after_the_padding_index():
+    from kdcli.files.model_dirs import token_limit
+
+    assert token_limit({"model_type": "xlm-roberta", "max_position_embeddings": 514}) == 512
+    assert token_limit({"model_type": "bert", "max_position_embeddings": 512}) == 512
+    assert token_limit({"model_type": "roberta", "max_position_embeddings": 66,
+                        "pad_token_id": 1}) == 64  # fmt: skip
+    assert token_limit({"model_type": "bert"}) is None
+
+
+# --- a full disk: "no space left on device at PATH", exit 1, nothing left ------------------------
+
+
+def test_shrink_on_a_full_disk(cli, make_teacher, tmp_path):
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        result = cli("shrink", make_teacher("xlm-roberta"), "--out", disk / "student", "-q")
+        line = one_line_error(result, code=1)
+        assert f"no space left on device at {disk}" in line
+        assert sorted(p.name for p in disk.iterdir()) == []
+
+
+def test_shrink_on_a_full_disk_injected(cli, make_teacher, tmp_path, monkeypatch):
+    import kdcli.steps.shrink
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(kdcli.steps.shrink, "copy_tensors", full)
+    result = cli("shrink", make_teacher("bert"), "--out", tmp_path / "s", "--num-layers", "2")
+    assert f"no space left on device at {tmp_path}" in one_line_error(result, code=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_eval_json_on_a_full_disk(cli, classifier, tmp_path):
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        fill(disk, leave=0)
+        out = disk / "report.json"
+        result = cli("eval", classifier, "--data", MINI, "--json", out, "-q")
+        assert f"no space left on device at {disk}" in one_line_error(result, code=1)
+        assert not out.exists() and not list(disk.glob(".report.json*"))
+
+
+def test_a_training_checkpoint_on_a_full_disk(cli, encoder, tmp_path):
+    with small_disk(tmp_path / "disk", "256k") as disk, one_thread():
+        result = cli(
+            "finetune", encoder, "--data", MINI, "--out", disk / "teacher", "--max-steps", "2",
+            "--save-steps", "1", "-q",
+        )  # fmt: skip
+        line = one_line_error(result, code=1)
+        assert f"no space left on device at {disk / 'teacher.checkpoints'}" in line
+        assert "saving the checkpoint of step 1" in line
+        assert sorted(p.name for p in disk.iterdir()) == []
+
+
+def test_export_on_a_full_disk_is_not_blamed_on_the_model(cli, make_teacher, tmp_path):
+    pytest.importorskip("onnxruntime")
+    with small_disk(tmp_path / "disk", "128k") as disk:
+        result = cli("export", make_teacher("bert"), "--onnx", "--out", disk / "deploy", "-q")
+        line = one_line_error(result, code=1)
+        assert f"no space left on device at {disk}" in line and "model type" not in line
+        assert sorted(p.name for p in disk.iterdir()) == []
+
+
+# --- --resume from a damaged checkpoint -------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["module.safetensors", "state.pt", "state.json"])
+def test_resume_from_a_damaged_checkpoint_says_so(cli, encoder, tmp_path, monkeypatch, damage):
+    from kdcli.cli import render
+    from kdcli.training.checkpoints import CheckpointArea
+
+    @contextlib.contextmanager
+    def crash_at_step_3(enabled=True):
+        def callback(event):
+            if event.task == "train" and event.done == 3:
+                raise KeyboardInterrupt  # killed after the checkpoint of step 2
+
+        yield callback
+
+    monkeypatch.setattr(render, "progress_bars", crash_at_step_3)
+    out = tmp_path / "o"
+    args = ["finetune", encoder, "--data", MINI, "--out", out, "--max-steps", "4"]
+    with one_thread():
+        assert cli(*args, "--save-steps", "2", expect_interrupt=True).exit_code == 130
+        latest = CheckpointArea(out).latest()
+        assert latest is not None
+        file = latest / damage
+        file.write_bytes(file.read_bytes()[: len(file.read_bytes()) // 2])
+        result = cli(*args, "--save-steps", "2", "--resume")
+    line = one_line_error(result)
+    assert f"checkpoint {latest} is damaged" in line
+    assert "pass --overwrite instead of --resume to start over" in line
+
+
+# --- full disk detection -----------------------------------------------------------------------
+
+
+def test_disk_full_is_recognised_through_library_wrappers():
+    from kdcli.core.errors import KdcliError, is_disk_full
+
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert is_disk_full(RuntimeError("I/O error: No space left on device (os error 28)"))
+    try:
+        try:
+            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+        except OSError as err:
+            raise KdcliError("cannot save") from err
+    except KdcliError as wrapped:
+        assert is_disk_full(wrapped)
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
+
