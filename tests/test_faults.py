@@ -404,3 +404,123 @@ def test_disk_full_is_recognised_through_library_wrappers():
         assert is_disk_full(wrapped)
     assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
 
+
+# --- odd data: list-valued and invisible texts, duplicate ids, one file without splits ----------
+
+
+def test_list_valued_texts_and_labels_are_refused(cli, classifier, tmp_path):
+    data = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"text": "wake me up", "label": "alarm_set", "language": "en-US"},
+            {"text": ["wake", "me", "up"], "label": "alarm_set", "language": "en-US"},
+        ],
+    )
+    line = one_line_error(cli("eval", classifier, "--data", data))
+    assert f"{data}, line 2: text column 'text' holds a list" in line
+    assert "give one string per row" in line
+    data = write_jsonl(
+        tmp_path / "l.jsonl",
+        [{"text": "wake me up", "label": ["alarm_set", "play_music"], "language": "en-US"}],
+    )
+    line = one_line_error(cli("eval", classifier, "--data", data))
+    assert "label column 'label' holds a list" in line and "single-label" in line
+
+
+def test_blank_invisible_texts_and_duplicate_ids_are_noted(cli, classifier, tmp_path):
+    rows = [
+        {"id": "1", "text": "wake me up", "label": "alarm_set", "language": "en-US"},
+        {"id": "2", "text": "", "label": "alarm_set", "language": "en-US"},
+        {"id": "3", "text": "   \t", "label": "play_music", "language": "en-US"},
+        {"id": "4", "text": "\u200b\u200d\ufeff", "label": "play_music", "language": "en-US"},
+        {"id": "1", "text": "play jazz", "label": "play_music", "language": "en-US"},
+        {"id": "1", "text": "spiel jazz", "label": "play_music", "language": "de-DE"},
+    ]
+    data = write_jsonl(tmp_path / "d.jsonl", [{**r, "split": "test"} for r in rows])
+    result = cli("eval", classifier, "--data", data, "-q")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stderr.split())
+    assert "3 test examples with no visible text" in text and "ids 2, 3, 4" in text
+    assert "1 id of the test split occur more than once in the same language (1 (en-US))" in text
+
+
+def test_one_file_without_a_split_column_is_split_announced_and_recorded(cli, encoder, tmp_path):
+    from kdcli.data.splits import DataConfig, load_split
+
+    rows = [
+        json.loads(line)
+        for f in sorted((MINI / "data").glob("*.jsonl"))
+        for line in f.read_text("utf-8").splitlines()
+    ]
+    unsplit = [{k: v for k, v in r.items() if k != "partition"} for r in rows]
+    data = write_jsonl(tmp_path / "all.jsonl", unsplit)
+    parts = {s: load_split(DataConfig(str(data)), s) for s in ("train", "dev", "test")}
+    keys = {s: {(lang, i) for lang, i in zip(p.languages, p.ids, strict=True)}
+            for s, p in parts.items()}  # fmt: skip
+    assert not keys["train"] & keys["dev"] and not keys["train"] & keys["test"]
+    assert not keys["dev"] & keys["test"]
+    assert sum(len(p) for p in parts.values()) == len(unsplit)
+    for part in parts.values():  # every language in every part, about 80/10/10
+        assert part.language_names() == ["ar-SA", "de-DE", "en-US", "ja-JP", "ru-RU"]
+    assert len(parts["test"]) == len(parts["dev"]) == pytest.approx(len(unsplit) / 10, abs=5)
+    assert parts["test"].split_rule and "80% train / 10% dev / 10% test" in parts["test"].split_rule
+    shuffled = write_jsonl(tmp_path / "shuffled.jsonl", unsplit[::-1])
+    again = load_split(DataConfig(str(shuffled)), "test")  # row order does not matter
+    assert sorted(zip(again.languages, again.ids, strict=True)) == sorted(keys["test"])
+
+    with one_thread():
+        result = cli(
+            "finetune", encoder, "--data", data, "--out", tmp_path / "o", "--max-steps", "1", "-q"
+        )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stderr.split())
+    assert f"{data} has no split column, so kdcli splits it per language and label" in text
+    record = json.loads((tmp_path / "o" / "kdcli.json").read_text())
+    assert record["data"]["split_rule"] == parts["train"].split_rule
+    assert record["data"]["train_examples"] == len(parts["train"])
+
+
+def test_a_file_too_small_to_split_is_refused(tmp_path):
+    from kdcli.core.errors import KdcliError
+    from kdcli.data.splits import DataConfig, load_split
+
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": "x"}] * 3)
+    with pytest.raises(KdcliError, match="no split column and too few rows"):
+        load_split(DataConfig(str(data)), "dev")
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("examples/data/massive-smaple", "no such file or folder: check the path; did you mean"),
+        ("tests/data/massive-mni", "no such file or folder: check the path; did you mean"),
+        ("no/such/dir/here", "no such file or folder: check the path (no/such/dir"),
+    ],
+)
+def test_a_mistyped_data_path_is_a_missing_path(spec, expected, monkeypatch):
+    from kdcli.core.errors import KdcliError
+    from kdcli.data import sources
+
+    monkeypatch.chdir(Path(__file__).parent.parent)
+    with pytest.raises(KdcliError, match=expected.replace("(", r"\(")):
+        sources.resolve(spec)
+    assert sources.resolve("owner/dataset").kind == "hub"  # a Hub id stays one
+
+
+def test_an_unreachable_hub_says_one_line_without_retry_noise(cli, classifier, monkeypatch, caplog):
+    import logging
+
+    import huggingface_hub
+
+    def unreachable(self, *args, **kwargs):
+        for attempt in range(1, 6):
+            logging.getLogger("huggingface_hub.utils._http").warning(
+                "Retrying in %ds [Retry %d/5].", attempt, attempt
+            )
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", unreachable)
+    with caplog.at_level(logging.WARNING):
+        result = cli("eval", classifier, "--data", "massive")
+    assert "cannot reach AmazonScience/massive" in one_line_error(result)
+    assert not [r for r in caplog.records if r.name.startswith("huggingface_hub")]

@@ -28,6 +28,7 @@ from typing import IO, Any, Literal
 from kdcli.core.errors import KdcliError, one_line, option_ref
 from kdcli.data.conll import CONLL_SUFFIXES, read_conll
 from kdcli.data.slots import AnnotationError, parse_annot_utt
+from kdcli.files.model_dirs import quiet_hub
 
 MASSIVE_REPO = "AmazonScience/massive"
 MASSIVE_REVISION = "refs/convert/parquet"
@@ -121,14 +122,12 @@ def _resolve(spec: str) -> Source:
         if _is_release(path):
             return Source("massive-release", str(path))
         return Source("files", str(path))
-    if spec.startswith((".", "/", "~")) or path.suffix in (
-        *FILE_SUFFIXES,
-        *CONLL_SUFFIXES,
-        ".gz",
-        ".tar",
-    ):
+    if _looks_like_a_path(spec, path):
         raise KdcliError(
-            ": no such file or folder", option="data", value=spec, fix="check the path"
+            ": no such file or folder",
+            option="data",
+            value=spec,
+            fix=f"check the path{_near(path)}",
         )
     if not re.fullmatch(r"[\w.-]+/[\w.-]+(:[\w.-]+)?", spec):
         raise KdcliError(
@@ -139,6 +138,30 @@ def _resolve(spec: str) -> Source:
             "a Hub dataset id like owner/name",
         )
     return Source("hub", spec)
+
+
+def _looks_like_a_path(spec: str, path: Path) -> bool:
+    """A spec that cannot be a Hub id (`owner/name`), or whose folder exists here, names a
+    local path that is missing (a typo), not a dataset on the Hub."""
+    suffixes = (*FILE_SUFFIXES, *CONLL_SUFFIXES, ".gz", ".tar")
+    if spec.startswith((".", "/", "~")) or path.suffix in suffixes:
+        return True
+    if os.sep in spec.rstrip(os.sep) or "/" in spec:
+        parts = spec.split(":")[0].strip("/").split("/")
+        return len(parts) > 2 or spec.endswith("/") or path.parent.is_dir()
+    return False
+
+
+def _near(path: Path) -> str:
+    """`; did you mean X?` when the folder holds a name close to the one given."""
+    import difflib
+
+    folder = path.parent
+    if not folder.is_dir():
+        return f" ({folder} does not exist either)"
+    names = [p.name for p in folder.iterdir()]
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    return f"; did you mean {folder / close[0]}?" if close else ""
 
 
 def _read_rows(
@@ -248,7 +271,8 @@ def _massive_hub(
     from huggingface_hub import HfApi, hf_hub_download
 
     try:
-        files = HfApi().list_repo_files(MASSIVE_REPO, repo_type="dataset", revision=revision)
+        with quiet_hub():
+            files = HfApi().list_repo_files(MASSIVE_REPO, repo_type="dataset", revision=revision)
     except Exception as err:  # hub errors come in many types; all mean "could not list it"
         raise KdcliError(
             f": cannot reach {MASSIVE_REPO} on the Hugging Face Hub ({one_line(err)[:120]}); "
@@ -275,7 +299,8 @@ def _massive_hub(
             )
         parquet = [name for name in parquet if name.split("/")[0] in locales]
     for name in parquet:
-        local = hf_hub_download(MASSIVE_REPO, name, repo_type="dataset", revision=revision)
+        with quiet_hub():
+            local = hf_hub_download(MASSIVE_REPO, name, repo_type="dataset", revision=revision)
         yield from _massive_parquet(Path(local), slots, name)
 
 
@@ -314,19 +339,73 @@ def _label_name(value: Any, names: list[str]) -> Any:
 
 
 def _files(path: Path, split: str, columns: Columns, task: str | None) -> list[Row]:
-    file = _split_file(path, split) if path.is_dir() else path
-    if file.suffix in CONLL_SUFFIXES:
-        if task == SEQUENCE:
-            raise KdcliError(
-                "is a CoNLL token file: it trains and scores token classification, not sequence "
-                "classification",
-                option="data",
-                value=file,
-            )
-        return list(read_conll(file, columns.language))
-    return _rows_from_records(
-        _records(file), file, columns, split_column=not path.is_dir(), split=split, task=task
+    if path.is_dir():
+        file = _split_file(path, split)
+        if file.suffix in CONLL_SUFFIXES:
+            return _conll(file, columns, task)
+        return _rows_from_records(
+            _records(file), file, columns, split_column=False, split=split, task=task
+        )
+    if path.suffix in CONLL_SUFFIXES:
+        return _conll(path, columns, task)
+    rows = _rows_from_records(
+        _records(path), path, columns, split_column=True, split=split, task=task
     )
+    if rows and all(row["split"] == "" for row in rows):
+        derived = derive_split(rows, split)
+        if not derived:
+            raise KdcliError(
+                f"has no split column and too few rows for kdcli to split it (none of its "
+                f"{len(rows)} rows falls in {split})",
+                option="data",
+                value=path,
+                fix="add a 'split' column (train/dev/test)",
+            )
+        return derived
+    return [row for row in rows if _row_in_split(row["split"], split)]
+
+
+def _conll(file: Path, columns: Columns, task: str | None) -> list[Row]:
+    """A CoNLL file's sentences (a single CoNLL file serves whichever split is asked for)."""
+    if task == SEQUENCE:
+        raise KdcliError(
+            "is a CoNLL token file: it trains and scores token classification, not sequence "
+            "classification",
+            option="data",
+            value=file,
+        )
+    return list(read_conll(file, columns.language))
+
+
+# One file without a split column: kdcli splits it itself, the same way for every command (so
+# `kdcli eval --split test` sees exactly the rows that training held out): per language, rows are
+# ordered by label, then by a hash of their text, and every tenth goes to test, every tenth
+# (shifted by five) to dev. That is stratified by label within each language, independent of
+# the file's row order and of --seed. Token rows have no single label: ordered by text alone.
+DERIVED_SPLIT = "derived: per language and label, 80% train / 10% dev / 10% test (kdcli rule 1)"
+
+
+def derive_split(rows: list[Row], split: str) -> list[Row]:
+    """The rows of `split` in the split kdcli derives for a file that has none (data order)."""
+    import hashlib
+
+    def key(index: int) -> tuple[str, str, int]:
+        row = rows[index]
+        label = row.get("label", "")
+        text = f"kdcli-split-1\x1f{row['language']}\x1f{label}\x1f{row['text']}"
+        return label, hashlib.sha256(text.encode("utf-8")).hexdigest(), index
+
+    by_language: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_language.setdefault(row["language"], []).append(index)
+    chosen: list[int] = []
+    for indices in by_language.values():
+        for position, index in enumerate(sorted(indices, key=key)):
+            part = "test" if position % 10 == 0 else "dev" if position % 10 == 5 else "train"
+            if part == split:
+                chosen.append(index)
+    marker = f"{len(chosen)}/{len(rows)}"
+    return [{**rows[i], "split": split, "derived_split": marker} for i in sorted(chosen)]
 
 
 def _split_file(folder: Path, split: str) -> Path:
@@ -426,14 +505,21 @@ def _rows_from_records(
             defaults = TOKEN_COLUMNS if task == TOKEN else DEFAULT_COLUMNS
             names = _pick_columns(record, columns, path, defaults)
         _require(record, names.required(), str(path), line_no)
-        if split_column and not _in_split(record, split):
-            continue
         language = record[names.language] if names.language else "und"
-        if isinstance(language, list):  # WikiANN's langs: one per word, all the same
+        if isinstance(language, list) and task == TOKEN:  # WikiANN's langs: one per word
             language = language[0] if language else "und"
+        values = {"language": (names.language, language)}
+        if task != TOKEN:  # token rows hold lists of words and tags on purpose
+            values.update(
+                text=(names.text, record[names.text]), label=(names.label, record[names.label])
+            )
+        for role, (column, value) in values.items():
+            if isinstance(value, list | dict | tuple):
+                raise KdcliError(_not_a_single_value(path, line_no, role, str(column), value))
         row: Row = {
             "id": str(record.get("id", f"{path.stem}-{line_no}")),
             "language": str(language),
+            "split": _split_value(record) if split_column else split,
         }
         if task == TOKEN:
             row.update(_word_columns(record, names, f"{path}, line {line_no}"))
@@ -468,13 +554,30 @@ def _word_columns(record: dict[str, Any], names: _Found, where: str) -> Row:
     return {"text": " ".join(words), "words": words, "tags": [str(tag) for tag in tags]}
 
 
-def _in_split(record: dict[str, Any], split: str) -> bool:
-    """Files with a split/partition column serve each split its own rows; others serve any."""
+def _not_a_single_value(path: Path, line_no: int, role: str, column: str, value: Any) -> str:
+    kind = "a list" if isinstance(value, list | tuple) else "an object"
+    shown = json.dumps(value, ensure_ascii=False, default=str)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    fix = {
+        "text": f"give one string per row (join the pieces, or pick another "
+        f"{option_ref('text_column')})",
+        "label": "kdcli trains single-label classifiers: give one label name per row",
+        "language": "give one language code per row",
+    }[role]
+    return f"{path}, line {line_no}: {role} column {column!r} holds {kind} ({shown}); {fix}"
+
+
+def _split_value(record: dict[str, Any]) -> str:
+    """The row's split/partition column, lower-cased ("" when the file has none)."""
     for key in ("split", "partition"):
         if key in record:
-            value = str(record[key]).lower()
-            return value == split or (split == "dev" and value in ("validation", "valid"))
-    return True
+            return str(record[key]).lower()
+    return ""
+
+
+def _row_in_split(value: str, split: str) -> bool:
+    """A row without a split value (in a file whose other rows have one) serves every split."""
+    return value in ("", split) or (split == "dev" and value in ("validation", "valid"))
 
 
 @dataclass(frozen=True)
@@ -540,9 +643,10 @@ def _hub_dataset(
     candidates = ("validation", "dev", "valid") if split == "dev" else (split,)
     for hub_split in candidates:
         try:
-            dataset = datasets.load_dataset(
-                repo, config or None, split=hub_split, revision=revision
-            )
+            with quiet_hub():
+                dataset = datasets.load_dataset(
+                    repo, config or None, split=hub_split, revision=revision
+                )
             break
         except ValueError as err:  # unknown split name: try the next alias
             errors.append(one_line(err))

@@ -17,7 +17,17 @@ from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.validation import check_choice, check_int, check_names
 from kdcli.data.languages import by_language
 from kdcli.data.languages import sample_per_language as sample_indices
-from kdcli.data.sources import SEQUENCE, TASKS, TOKEN, Columns, Row, Source, read_rows, resolve
+from kdcli.data.sources import (
+    DERIVED_SPLIT,
+    SEQUENCE,
+    TASKS,
+    TOKEN,
+    Columns,
+    Row,
+    Source,
+    read_rows,
+    resolve,
+)
 from kdcli.data.tags import check_scheme, tag_names, to_iob2
 
 SPLITS = ("train", "dev", "test")
@@ -76,6 +86,7 @@ class Examples:
     notes: list[str] = field(default_factory=list)
     words: list[list[str]] | None = None
     tags: list[list[str]] | None = None
+    split_rule: str | None = None  # how the split was derived when the data had none
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -109,6 +120,7 @@ class Examples:
             notes=list(self.notes),
             words=[self.words[i] for i in indices] if self.words is not None else None,
             tags=[self.tags[i] for i in indices] if self.tags is not None else None,
+            split_rule=self.split_rule,
         )
 
     def fingerprint(self) -> str:
@@ -180,8 +192,19 @@ def check_config(config: DataConfig) -> None:
 
 def _to_examples(rows: list[Row], split: str, source: Source, scheme: str) -> Examples:
     notes = []
+    rule = None
+    if rows[0].get("derived_split"):
+        rule = DERIVED_SPLIT
+        kept, total = rows[0]["derived_split"].split("/")
+        notes.append(
+            f"{source.location} has no split column, so kdcli splits it per language"
+            f"{'' if 'tags' in rows[0] else ' and label'} "
+            f"(80% train / 10% dev / 10% test, the same in every command): its {split} part is "
+            f"{kept} of {total} rows; add a 'split' column to choose yourself"
+        )
     if all(row["language"] == "und" for row in rows):
         notes.append("the data has no language column: all examples count as language 'und'")
+    notes += _odd_rows(rows, split)
     token = "tags" in rows[0]
     tags = None
     if token:
@@ -197,6 +220,55 @@ def _to_examples(rows: list[Row], split: str, source: Source, scheme: str) -> Ex
         notes=notes,
         words=[row["words"] for row in rows] if token else None,
         tags=tags,
+        split_rule=rule,
+    )
+
+
+# Characters that show nothing: controls, format characters (zero-width space, joiners, BOM, soft
+# hyphen), separators and unassigned code points.
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"}
+
+
+def has_visible_text(text: str) -> bool:
+    import unicodedata
+
+    return any(unicodedata.category(ch) not in _INVISIBLE for ch in text)
+
+
+def _odd_rows(rows: list[Row], split: str) -> list[str]:
+    """Notes on rows that are kept but probably mistakes: texts that show nothing, and ids that
+    occur twice in one language (per-example predictions could not be told apart)."""
+    notes = []
+    blank = [row["id"] for row in rows if not has_visible_text(row["text"])]
+    if blank:
+        notes.append(
+            f"{_count(len(blank), f'{split} example')} with no visible text (empty, spaces or "
+            f"invisible characters only; ids {_first(blank)}) are kept as they are: fix or "
+            "drop them if they are mistakes"
+        )
+    seen: set[tuple[str, str]] = set()
+    repeated: list[str] = []
+    for row in rows:
+        key = (row["language"], row["id"])
+        if key in seen:
+            repeated.append(f"{row['id']} ({row['language']})")
+        seen.add(key)
+    if repeated:
+        notes.append(
+            f"{_count(len(repeated), 'id')} of the {split} split occur more than once in the "
+            f"same language ({_first(repeated)}): rows of --predictions cannot be told apart "
+            "by id; give every row its own id"
+        )
+    return notes
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' if number != 1 else ''}"
+
+
+def _first(items: list[str], shown: int = 3) -> str:
+    return ", ".join(items[:shown]) + (
+        f" (+{len(items) - shown} more)" if len(items) > shown else ""
     )
 
 

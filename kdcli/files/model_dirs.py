@@ -7,11 +7,14 @@ then with `weights_only=True`. Remote code never runs unless `--trust-remote-cod
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -97,6 +100,19 @@ def _check_model_dir(path: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def quiet_hub() -> Iterator[None]:
+    """huggingface_hub logs every retry of an unreachable Hub ("Retrying in 1s [Retry 1/5]"):
+    kdcli says in one line what failed and what to do, so those lines only bury it."""
+    hub = logging.getLogger("huggingface_hub")
+    level = hub.level
+    hub.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        hub.setLevel(level)
+
+
 def _download(repo_id: str, options: LoadOptions) -> ModelRef:
     from huggingface_hub import snapshot_download
 
@@ -104,7 +120,9 @@ def _download(repo_id: str, options: LoadOptions) -> ModelRef:
     if options.allow_pickle:
         patterns += ["pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin"]
     try:
-        local = Path(snapshot_download(repo_id, revision=options.revision, allow_patterns=patterns))
+        with quiet_hub():
+            found = snapshot_download(repo_id, revision=options.revision, allow_patterns=patterns)
+        local = Path(found)
     except Exception as err:  # hub errors come in many types; all mean "could not get it"
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
         hint = (

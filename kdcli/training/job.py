@@ -344,6 +344,7 @@ def training_record(
             "dev_examples": len(dev),
             "train_fingerprint": train.fingerprint(),
             "dev_fingerprint": dev.fingerprint(),
+            "split_rule": train.split_rule,  # set when kdcli split a file that had no split
         },
         "training": {
             "steps": outcome.state.step,
