@@ -48,7 +48,9 @@ def test_validators_say_the_same_thing_about_the_same_mistake():
         check_int("batch_size", 1.5)
     with pytest.raises(KdcliError, match="alpha 2 must be between 0 and 1"):
         check_number("alpha", 2, minimum=0, maximum=1)
-    with pytest.raises(KdcliError, match="lr nan must be greater than zero and below 1"):
+    with pytest.raises(
+        KdcliError, match="lr nan must be a finite number, greater than zero and below 1"
+    ):
         check_number("lr", float("nan"), above=0, below=1)
     check_int("threads", None, optional=True)
 

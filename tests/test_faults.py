@@ -524,3 +524,78 @@ def test_an_unreachable_hub_says_one_line_without_retry_noise(cli, classifier, m
         result = cli("eval", classifier, "--data", "massive")
     assert "cannot reach AmazonScience/massive" in one_line_error(result)
     assert not [r for r in caplog.records if r.name.startswith("huggingface_hub")]
+
+
+def copy_model(source: Path, target: Path) -> Path:
+    import shutil
+
+    shutil.copytree(source, target)
+    return target
+
+
+# --- messages -----------------------------------------------------------------------------------
+
+
+class NotATensor:
+    """Something a pickle checkpoint can hold that weights_only=True refuses."""
+
+
+def test_the_pickle_refusal_is_one_line_without_torchs_advice(cli, make_teacher, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    teacher = copy_model(make_teacher("bert"), tmp_path / "teacher")
+    state = dict(load_file(teacher / "model.safetensors"))
+    (teacher / "model.safetensors").unlink()
+    torch.save({**state, "extra": NotATensor()}, teacher / "pytorch_model.bin")
+    result = cli("shrink", teacher, "--out", tmp_path / "s", "--num-layers", "2", "--allow-pickle")
+    line = one_line_error(result)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "cannot be loaded safely (it holds test_faults.NotATensor, not only tensors)" in line
+    assert "weights_only=False" not in line and "convert it to safetensors" in line
+
+
+def test_a_model_that_needs_remote_code_is_refused_without_a_flag_kdcli_lacks(
+    cli, classifier, tmp_path
+):
+    model = copy_model(classifier, tmp_path / "custom")
+    config = json.loads((model / "config.json").read_text())
+    config.update(
+        model_type="my-custom-encoder",
+        architectures=["MyCustomForSequenceClassification"],
+        auto_map={"AutoConfig": "modeling.MyConfig",
+                  "AutoModelForSequenceClassification": "modeling.MyModel"},
+    )  # fmt: skip
+    (model / "config.json").write_text(json.dumps(config))
+    line = one_line_error(cli("eval", model, "--data", MINI, "-q"))
+    assert "needs Python code from its own repository" in line
+    assert "kdcli never runs downloaded code" in line and "trust_remote_code" not in line
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--kd-loss", "kl", "--temperature", "inf"], "--temperature inf must be a finite number"),
+        (["--hidden-loss-weight", "nan"], "--hidden-loss-weight nan must be a finite number"),
+        (["--weight-decay", "nan"], "--weight-decay nan must be a finite number, zero or more"),
+    ],
+)
+def test_non_finite_numbers_are_named_as_such(cli, make_teacher, tmp_path, args, expected):
+    result = cli(
+        "distill", "--student", make_teacher("bert"), "--teacher", make_teacher("bert"),
+        "--data", MINI, "--out", tmp_path / "o", *args,
+    )  # fmt: skip
+    assert expected in one_line_error(result)
+
+
+def test_free_space_is_said_in_a_readable_unit(tmp_path, monkeypatch):
+    import shutil
+
+    from kdcli.core.errors import KdcliError
+    from kdcli.training import teacher_cache
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1, 1, 420_000))
+    with pytest.raises(KdcliError) as caught:
+        teacher_cache.check_space(tmp_path, examples=1000, labels=10, tokens=10_000, widths=64)
+    assert "need 1.3 MB but only 420.0 KB are free" in str(caught.value)
+    assert "0.0 GB" not in str(caught.value)

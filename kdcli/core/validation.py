@@ -42,18 +42,18 @@ def check_number(
     """A finite number within the given bounds (None too, when the setting is optional)."""
     if value is None and optional:
         return
+    bounds = _bounds(minimum, above, maximum, below)
+    if isinstance(value, float) and not math.isfinite(value):  # nan passes every comparison
+        raise KdcliError(f"must be a finite number, {bounds}", option=option, value=value)
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not math.isfinite(value)
         or (minimum is not None and value < minimum)
         or (above is not None and value <= above)
         or (maximum is not None and value > maximum)
         or (below is not None and value >= below)
     ):
-        raise KdcliError(
-            f"must be {_bounds(minimum, above, maximum, below)}", option=option, value=value
-        )
+        raise KdcliError(f"must be {bounds}", option=option, value=value)
 
 
 def check_max_length(value: object) -> None:

@@ -2,7 +2,8 @@
 
 A model reference is a local directory or a Hugging Face Hub id. Weights are read from safetensors;
 a pickle checkpoint (`pytorch_model.bin`) is only opened when the user passes `--allow-pickle`, and
-then with `weights_only=True`. Remote code never runs unless `--trust-remote-code` is given.
+then with `weights_only=True`. Remote code (a model's own Python files) never runs: kdcli has no
+option to allow it.
 """
 
 from __future__ import annotations
@@ -298,6 +299,8 @@ def load_tokenizer_from(
     try:
         return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except Exception as err:  # transformers raises OSError/ValueError/... for broken files
+        if _needs_remote_code(err):
+            raise KdcliError(remote_code_refusal(name)) from err
         raise KdcliError(
             f"cannot load the tokenizer of {name}: {one_line(err)} (copy the source model's "
             "tokenizer files into it)"
@@ -355,4 +358,21 @@ def load_classifier_reporting(
     except KdcliError:
         raise
     except Exception as err:
+        if _needs_remote_code(err):
+            raise KdcliError(remote_code_refusal(ref.name)) from err
         raise KdcliError(f"cannot load model {ref.name}: {one_line(err)}") from err
+
+
+def _needs_remote_code(err: BaseException) -> bool:
+    """transformers refuses a model whose code lives in its repository, telling the caller to
+    pass trust_remote_code=True."""
+    return "trust_remote_code" in str(err)
+
+
+def remote_code_refusal(name: str) -> str:
+    """The refusal of a model that needs its own code (kdcli runs no downloaded code)."""
+    return (
+        f"{name} needs Python code from its own repository to load (config.json auto_map), and "
+        "kdcli never runs downloaded code: use a model whose architecture transformers includes "
+        "(BERT, XLM-R, DistilBERT, DeBERTa-v2, ELECTRA, ModernBERT, ...)"
+    )

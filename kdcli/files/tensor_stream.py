@@ -124,7 +124,7 @@ class PickleCheckpoint:
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as err:  # torch raises many types for broken or unsafe files
-            raise KdcliError(f"cannot load {path} with weights_only=True: {err}") from err
+            raise KdcliError(_pickle_refusal(self.path, err)) from err
         self._tensors = {k: v for k, v in state.items() if hasattr(v, "shape")}
 
     def infos(self) -> dict[str, TensorInfo]:
@@ -139,6 +139,26 @@ class PickleCheckpoint:
 
     def close(self) -> None:
         self._tensors.clear()
+
+
+def _pickle_refusal(path: Path, err: Exception) -> str:
+    """One line for a pickle that weights_only=True refuses. torch's own text is six lines that
+    end in advice to load it with weights_only=False, which would run code from the file."""
+    import re
+
+    text = " ".join(str(err).split())
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        what = f"it holds {found.group(1)}, not only tensors"
+    elif "weights only load failed" in text.lower() or "weights_only" in text:
+        what = "it holds more than tensors"
+    else:
+        what = f"it is not a readable checkpoint ({text[:100]})"
+    return (
+        f"{path} cannot be loaded safely ({what}); kdcli never runs code from a checkpoint: "
+        "convert it to safetensors where it was made (model.save_pretrained(..., "
+        "safe_serialization=True)), or use a safetensors copy of the model"
+    )
 
 
 class Checkpoint:

@@ -32,6 +32,7 @@ from kdcli.files.model_dirs import (
     ModelRef,
     load_tokenizer_from,
     read_config_dict,
+    remote_code_refusal,
     resolve_model,
     weight_files,
 )
@@ -362,6 +363,8 @@ def _load_torch_model(ref: ModelRef, head: str, options: LoadOptions, device: st
             )
         return model.to(device).eval()
     except Exception as err:  # transformers raises many types for unloadable models
+        if "trust_remote_code" in str(err):
+            raise KdcliError(remote_code_refusal(ref.name)) from err
         raise KdcliError(f"cannot load model {ref.name}: {one_line(err)}") from err
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from kdcli.core.errors import KdcliError, option_ref
+from kdcli.core.formatting import size_text
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.data.batching import Encoded, collate, sorted_batches
 from kdcli.files.model_dirs import model_labels
@@ -265,8 +266,7 @@ def check_space(cache_dir: Path, examples: int, labels: int, tokens: int, widths
     free = shutil.disk_usage(_existing(cache_dir)).free
     if needed > free:
         raise KdcliError(
-            f": the teacher outputs need {needed / 1e9:.1f} GB but only {free / 1e9:.1f} GB are "
-            "free",
+            f": the teacher outputs need {size_text(needed)} but only {size_text(free)} are free",
             option="cache_dir",
             value=Path(cache_dir),
             fix=f"choose another {option_ref('cache_dir')}, or lower "
