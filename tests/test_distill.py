@@ -4,7 +4,9 @@ the teacher-output cache, bare-encoder and other-tokenizer students, and every b
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -60,7 +62,10 @@ def test_cli_uses_the_teacher_named_in_the_students_kdcli_json(models, cli, tmp_
     assert f"next: kdcli eval {models.teacher} {out} --data {MINI} --split test" in result.output
     record = json.loads((out / "kdcli.json").read_text())
     assert record["stage"] == "distill"
-    assert record["teacher"]["model"] == str(models.teacher)
+    teacher = models.teacher.resolve()  # recorded by name, relative to the output, absolute
+    assert record["teacher"]["model"] == teacher.name
+    assert record["teacher"]["path"] == os.path.relpath(teacher, out.resolve())
+    assert record["teacher"]["resolved"] == str(teacher)
     assert record["distillation"] == {
         "kd_loss": "mse", "alpha": 0.5, "temperature": None, "hidden_loss_weight": 0.0,
         "layer_map": None,
@@ -166,15 +171,48 @@ def test_layer_maps_fall_back_to_uniform_with_a_note():
     assert layer_pairs(record, 3, 4, "s")[0] == [(0, 0), (1, 2), (2, 3)]  # kept 5 > teacher's
 
 
+def test_layer_maps_compose_through_several_shrinks():
+    from kdcli.steps.distill import TeacherIdentity
+
+    record = {
+        "stage": "shrink",
+        "layers": {"kept": [0, 2]},
+        "source": {"sha256": "s1"},
+        "history": [
+            {"stage": "shrink", "layers": {"kept": [0, 3, 6, 9]}, "source": {"sha256": "t"}},
+            {"stage": "finetune", "source": {"sha256": "encoder"}},
+        ],
+    }
+    pairs, note = layer_pairs(record, 2, 12, "s", TeacherIdentity(frozenset({"t"}), None))
+    assert pairs == [(0, 0), (1, 6)] and "shrunk 2 times" in note  # not [(0, 0), (1, 2)]
+    assert layer_pairs(record, 2, 4, "s", TeacherIdentity(frozenset({"s1"}), None)) == (
+        [(0, 0), (1, 2)],
+        None,
+    )
+    pairs, note = layer_pairs(record, 2, 12, "s", TeacherIdentity(frozenset({"other"}), None))
+    assert pairs == [(0, 5), (1, 11)] and "no layer map for this teacher" in note
+
+
+def test_a_student_shrunk_twice_is_distilled_with_composed_layers(models, tmp_path):
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    shrink(ShrinkConfig(str(models.teacher), out=once, layers=[1, 3]))
+    shrink(ShrinkConfig(str(once), out=twice, layers=[1]))
+    with one_thread():
+        config = _config(twice, tmp_path / "o", tmp_path / "c", hidden_loss_weight=1.0)
+        result = distill(replace(config, teacher=str(models.teacher)))
+    assert result.layer_map == [[0, 3]]  # student layer 0 = once's layer 1 = teacher's layer 3
+    assert any("shrunk 2 times" in note for note in result.notes)
+
+
 def test_recorded_teacher_prefers_the_newest_stage():
     record = {
         "stage": "distill",
         "teacher": {"model": "t2"},
         "history": [{"stage": "shrink", "source": {"model": "t1"}}],
     }
-    assert recorded_teacher(record) == "t2"
-    assert recorded_teacher(record["history"][0]) == "t1"
-    assert recorded_teacher(None) is None
+    assert recorded_teacher(record, Path()) == "t2"
+    assert recorded_teacher(record["history"][0], Path()) == "t1"
+    assert recorded_teacher(None, Path()) is None
 
 
 def test_a_bare_encoder_student_gets_the_teachers_labels(models, tmp_path):
@@ -288,7 +326,8 @@ def test_missing_and_vanished_teachers(models, tmp_path):
     moved = tmp_path / "moved-student"
     shutil.copytree(models.student, moved)
     record = json.loads((moved / "kdcli.json").read_text())
-    record["source"]["model"] = str(tmp_path / "deleted-teacher")
+    record["source"]["path"] = "../deleted-teacher"
+    record["source"]["resolved"] = str(tmp_path / "deleted-teacher")
     (moved / "kdcli.json").write_text(json.dumps(record))
     with pytest.raises(KdcliError, match="deleted-teacher, does not exist: pass teacher"):
         distill(_config(moved, tmp_path / "o", tmp_path / "c"))

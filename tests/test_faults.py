@@ -526,11 +526,85 @@ def test_an_unreachable_hub_says_one_line_without_retry_noise(cli, classifier, m
     assert not [r for r in caplog.records if r.name.startswith("huggingface_hub")]
 
 
+# --- inconsistent inputs: teachers, exports given to shrink, malformed kdcli.json -----------------
+
+
 def copy_model(source: Path, target: Path) -> Path:
     import shutil
 
     shutil.copytree(source, target)
     return target
+
+
+def test_shrink_refuses_a_teacher_whose_config_disagrees_with_its_weights(
+    cli, make_teacher, tmp_path
+):
+    teacher = copy_model(make_teacher("bert"), tmp_path / "teacher")
+    config = json.loads((teacher / "config.json").read_text())
+    rows = config["vocab_size"]
+    config["vocab_size"] = rows + 10
+    (teacher / "config.json").write_text(json.dumps(config))
+    result = cli("shrink", teacher, "--out", tmp_path / "s", "--num-layers", "2")
+    line = one_line_error(result)
+    assert "its config.json and its weights disagree" in line
+    assert f"config.json says vocab_size {rows + 10}, the token embeddings have {rows} rows" in line
+    assert not (tmp_path / "s").exists()
+
+
+def test_shrink_says_when_the_student_gets_no_tokenizer(cli, make_teacher, tmp_path):
+    from kdcli.files.model_dirs import TOKENIZER_FILES
+
+    teacher = copy_model(make_teacher("bert"), tmp_path / "teacher")
+    for name in TOKENIZER_FILES:
+        (teacher / name).unlink(missing_ok=True)
+    result = cli("shrink", teacher, "--out", tmp_path / "s", "--num-layers", "2", "-q")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stderr.split())
+    assert "has no tokenizer files" in text and "so neither has the student" in text
+    notes = json.loads((tmp_path / "s" / "kdcli.json").read_text())["notes"]
+    assert any("no tokenizer files" in note for note in notes)
+
+
+def test_an_export_given_to_shrink_names_its_pytorch_source(cli, make_teacher, tmp_path):
+    teacher = copy_model(make_teacher("bert"), tmp_path / "teacher")
+    export = tmp_path / "deploy"
+    export.mkdir()
+    (export / "config.json").write_text((teacher / "config.json").read_text())
+    (export / "model.onnx").write_bytes(b"onnx")
+    record = {"stage": "export", "source": {"model": "teacher", "path": "../teacher",
+                                            "resolved": str(teacher)}}  # fmt: skip
+    (export / "kdcli.json").write_text(json.dumps(record))
+    line = one_line_error(cli("shrink", export, "--out", tmp_path / "s", "--num-layers", "2"))
+    assert f"{export} is a kdcli export (ONNX, no PyTorch weights)" in line
+    assert f"pass the PyTorch model it was exported from, {teacher}" in line
+    assert "save_pretrained" not in line
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"stage": "shrink", "source": "teacher", "layers": "0,1"}, "--teacher is missing"),
+        ({"stage": "shrink", "history": "x"}, "is malformed (its history is not a list"),
+        ({"stage": "shrink", "history": [1, 2]}, "is malformed (its history is not a list"),
+        ({"stage": "distill", "teacher": ["t"], "history": [{"stage": 3}]}, "--teacher is missing"),
+        ([1, 2], "does not hold a JSON object"),
+    ],
+)
+def test_a_malformed_kdcli_json_is_a_clear_error(cli, make_teacher, tmp_path, record, expected):
+    student = copy_model(make_teacher("bert"), tmp_path / "student")
+    (student / "kdcli.json").write_text(json.dumps(record))
+    result = cli("distill", "--student", student, "--data", MINI, "--out", tmp_path / "o")
+    assert expected in one_line_error(result)
+
+
+def test_eval_shows_a_malformed_lineage_without_failing(cli, classifier, tmp_path):
+    model = copy_model(classifier, tmp_path / "model")
+    bad = {"stage": "shrink", "layers": 5, "vocab": {"student": "many"}, "history": [{}]}
+    (model / "kdcli.json").write_text(json.dumps(bad))
+    result = cli("eval", model, "--data", MINI, "-q", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    lineage = json.loads((tmp_path / "r.json").read_text())["models"][0]["lineage"]
+    assert lineage == ["?", "shrink (?, layers ?)"]
 
 
 # --- messages -----------------------------------------------------------------------------------

@@ -39,3 +39,84 @@ def test_reading_a_broken_record_is_a_clear_error(tmp_path):
     (tmp_path / "kdcli.json").write_text(json.dumps([1, 2]))
     with pytest.raises(KdcliError, match="does not hold a JSON object"):
         read_provenance(tmp_path)
+
+
+# --- paths that survive moving and sharing the folders --------------------------------------------
+
+
+def test_distill_finds_the_recorded_teacher_from_any_folder_and_after_a_move(
+    cli, tmp_path, monkeypatch, tmp_path_factory
+):
+    import shutil
+
+    from training_helpers import MINI, one_thread, shared_models
+
+    models = shared_models(tmp_path_factory)
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(models.teacher, work / "teacher")
+    monkeypatch.chdir(work)
+    assert cli("shrink", "teacher", "--out", "student", "--num-layers", "1", "-q").exit_code == 0
+    record = json.loads((work / "student" / "kdcli.json").read_text())
+    assert record["source"]["model"] == "teacher" and record["source"]["path"] == "../teacher"
+    assert record["source"]["resolved"] == str((work / "teacher").resolve())
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # "teacher" does not exist here
+    args = ["--data", MINI, "--max-steps", "1", "--cache-dir", tmp_path / "cache", "-q"]
+    with one_thread():
+        result = cli("distill", "--student", work / "student", "--out", tmp_path / "kd", *args)
+    assert result.exit_code == 0, result.output
+
+    moved = tmp_path / "moved"
+    shutil.move(work, moved)  # teacher and student move together: the relative path holds
+    with one_thread():
+        result = cli("distill", "--student", moved / "student", "--out", tmp_path / "kd2", *args)
+    assert result.exit_code == 0, result.output
+    assert f"teacher {moved / 'student' / '..' / 'teacher'}" not in result.stderr
+    assert f"teacher {moved / 'teacher'} taken from" in " ".join(result.stderr.split())
+
+
+def test_history_paths_are_relative_to_the_folder_that_holds_them(tmp_path):
+    from kdcli.files.provenance import describe_local, recorded_path
+
+    (tmp_path / "a" / "teacher").mkdir(parents=True)
+    a, b = tmp_path / "a", tmp_path / "b"
+    parent = make_record("shrink", {}, source=describe_local(a / "teacher", a / "student"))
+    child = with_history(make_record("distill", {}), parent, a / "student", b / "kd")
+    source = child["history"][0]["source"]
+    assert source["path"] == "../../a/teacher"
+    assert recorded_path(source, tmp_path / "b" / "kd") == str(tmp_path / "a" / "teacher")
+
+
+def test_model_cards_name_the_base_model_show_results_and_no_local_paths(
+    tmp_path, tmp_path_factory
+):
+    import shutil
+    from dataclasses import replace
+
+    from training_helpers import MINI, one_thread, shared_models, train_config
+
+    from kdcli.steps.distill import DistillConfig, distill
+    from kdcli.steps.shrink import ShrinkConfig, shrink
+
+    models = shared_models(tmp_path_factory)
+    teacher = shutil.copytree(models.teacher, tmp_path / "teacher")
+    record = json.loads((teacher / "kdcli.json").read_text())
+    record["source"] = {"model": "intfloat/multilingual-e5-small", "revision": "c007d7e"}
+    (teacher / "kdcli.json").write_text(json.dumps(record))  # as if fine-tuned from the Hub
+    shrink(ShrinkConfig(str(teacher), out=tmp_path / "student", num_layers=1))
+    with one_thread():
+        config = DistillConfig(
+            str(tmp_path / "student"), str(MINI), tmp_path / "kd", cache_dir=tmp_path / "cache"
+        )
+        distill(replace(config, train=train_config(max_steps=2)))
+    for folder in ("student", "kd"):
+        card = (tmp_path / folder / "README.md").read_text()
+        assert "base_model: intfloat/multilingual-e5-small" in card
+        assert str(tmp_path) not in card and str(MINI.parent) not in card
+    card = (tmp_path / "kd" / "README.md").read_text()
+    assert "## Results" in card and "| ja-JP |" in card
+    assert "language:\n- ar\n- de\n- en\n- ja\n- ru" in card
+    assert "# student distilled by kdcli" in card and "massive-mini" in card

@@ -59,11 +59,14 @@ class ModelRef:
     repo_id: str | None = None
     revision: str | None = None
 
-    def describe(self) -> dict[str, Any]:
-        """How provenance records the source: hub id and commit, or the local path."""
+    def describe(self, out: Path) -> dict[str, Any]:
+        """How the kdcli.json of output `out` records this model: hub id and commit, or the
+        folder's name, its path relative to `out` and its absolute path."""
+        from kdcli.files.provenance import describe_local
+
         if self.repo_id:
             return {"model": self.repo_id, "revision": self.revision}
-        return {"model": str(self.path)}
+        return describe_local(self.path, out)
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,11 @@ def weight_files(ref: ModelRef, allow_pickle: bool = False) -> list[Path]:
         return _shards(root / "model.safetensors.index.json")
     pickles = [root / "pytorch_model.bin.index.json", root / "pytorch_model.bin"]
     found = next((p for p in pickles if p.is_file()), None)
+    if found is None and _is_export(root):
+        raise KdcliError(
+            f"{ref.name} is a kdcli export (ONNX, no PyTorch weights), which only kdcli eval "
+            f"reads: pass the PyTorch model it was exported from{_export_source(root)}"
+        )
     if found is None:
         raise KdcliError(
             f"{root} holds no weights (model.safetensors or a sharded index): "
@@ -232,6 +240,21 @@ def weight_files(ref: ModelRef, allow_pickle: bool = False) -> list[Path]:
             "(it is then loaded with weights_only=True)"
         )
     return _shards(found) if found.suffix == ".json" else [found]
+
+
+def _is_export(root: Path) -> bool:
+    return (root / "model.onnx").is_file() or (root / "model_quantized.onnx").is_file()
+
+
+def _export_source(root: Path) -> str:
+    """`, X` where X is the source its kdcli.json names, if it names one."""
+    from kdcli.files.provenance import read_provenance, recorded_model
+
+    try:
+        source = recorded_model(read_provenance(root), "source", root)
+    except KdcliError:
+        return ""
+    return f", {source}" if source else ""
 
 
 def _shards(index: Path) -> list[Path]:

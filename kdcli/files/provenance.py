@@ -8,6 +8,7 @@ timestamps or timings, so the same inputs and seed give byte-identical files.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ def make_record(stage: str, settings: dict[str, Any], **fields: Any) -> dict[str
 
 
 def read_provenance(model_dir: Path) -> dict[str, Any] | None:
-    """The record in `model_dir`, or None for models made elsewhere."""
+    """The record in `model_dir`, or None for models made elsewhere. A record of the wrong shape
+    (not an object, a history that is not a list of objects) is an error; fields of the wrong
+    type inside a record are read as missing (see `entry_field`)."""
     path = Path(model_dir) / PROVENANCE_FILE
     if not path.is_file():
         return None
@@ -34,28 +37,108 @@ def read_provenance(model_dir: Path) -> dict[str, Any] | None:
         raise KdcliError(f"{path} is not valid JSON ({err}): fix or delete the file") from err
     if not isinstance(record, dict):
         raise KdcliError(f"{path} does not hold a JSON object: fix or delete the file")
+    history = record.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise KdcliError(
+            f"{path} is malformed (its history is not a list of records): fix or delete the file"
+        )
     return record
 
 
-def with_history(record: dict[str, Any], parent: dict[str, Any] | None) -> dict[str, Any]:
-    """`record` followed by the parent's record and the parent's own history."""
+def entry_field(entry: Any, *keys: str) -> Any:
+    """entry[k1][k2]... or None when a level is missing or not an object: hand-edited or
+    foreign kdcli.json files are read without crashing."""
+    value = entry
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def lineage_entries(record: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every stage record of a model's lineage, newest first: its own, then its history (a
+    malformed history, not a list of records, is read as none)."""
+    if not isinstance(record, dict):
+        return []
+    history = record.get("history")
+    older = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+    return [record, *older]
+
+
+def with_history(
+    record: dict[str, Any],
+    parent: dict[str, Any] | None,
+    parent_dir: Path | None = None,
+    out: Path | None = None,
+) -> dict[str, Any]:
+    """`record` followed by the parent's record and the parent's own history. Given where the
+    parent lives and where the new record goes, the paths of the parent's records are made
+    relative to the new folder (a record's paths are relative to its own kdcli.json)."""
     if parent is None:
         return record
-    older = [{k: v for k, v in parent.items() if k != "history"}, *parent.get("history", [])]
+    older = lineage_entries(parent)
+    older[0] = {k: v for k, v in older[0].items() if k != "history"}
+    if parent_dir is not None and out is not None:
+        older = [_rebased(entry, Path(parent_dir), Path(out)) for entry in older]
     return {**record, "history": older}
+
+
+# --- paths in records ---------------------------------------------------------------------------
+# A local model or data set is recorded as {"model": <its folder name>, "path": <relative to the
+# folder that holds this kdcli.json>, "resolved": <absolute, when it was written>}: the folders
+# can move together (the relative path still holds) or apart (the absolute one may), and the
+# record never depends on the directory kdcli ran in. Hub models are {"model": id, "revision"}.
+
+
+def describe_local(path: Path, out: Path) -> dict[str, str]:
+    """`path` as a record of the output `out` stores it."""
+    resolved = Path(path).resolve()
+    return {
+        "model": resolved.name,
+        "path": os.path.relpath(resolved, Path(out).resolve()),
+        "resolved": str(resolved),
+    }
+
+
+def recorded_path(description: Any, model_dir: Path) -> str | None:
+    """The local path a record's {"path", "resolved"} names, found from `model_dir` (the
+    folder of the kdcli.json) or at its absolute path; None when neither exists. Records written
+    before paths were recorded this way hold only "model", as the user typed it."""
+    if not isinstance(description, dict):
+        return None
+    relative, resolved = description.get("path"), description.get("resolved")
+    if isinstance(relative, str) and relative:
+        candidate = Path(os.path.normpath(Path(model_dir) / relative))
+        if candidate.exists():
+            return str(candidate)
+    if isinstance(resolved, str) and resolved and Path(resolved).exists():
+        return resolved
+    if relative is None and resolved is None and isinstance(description.get("model"), str):
+        return str(description["model"])  # a Hub id, or an old record's path
+    return None
+
+
+def recorded_model(record: dict[str, Any] | None, key: str, model_dir: Path) -> str | None:
+    """The model that field `key` (source, teacher, student) of the newest record names."""
+    return recorded_path(entry_field(record, key), model_dir)
+
+
+def _rebased(entry: dict[str, Any], parent_dir: Path, out: Path) -> dict[str, Any]:
+    rebased = dict(entry)
+    for key, value in entry.items():
+        if isinstance(value, dict) and isinstance(value.get("path"), str):
+            found = recorded_path(value, parent_dir)
+            if found is not None:
+                rebased[key] = {**value, **describe_local(Path(found), out)}
+                rebased[key]["model"] = value.get("model", rebased[key]["model"])
+    return rebased
 
 
 def write_provenance(out_dir: Path, record: dict[str, Any]) -> Path:
     path = Path(out_dir) / PROVENANCE_FILE
     path.write_text(dumps(record) + "\n", encoding="utf-8")
     return path
-
-
-def lineage_entries(record: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Every stage record of a model's lineage, newest first: its own, then its history."""
-    if record is None:
-        return []
-    return [record, *record.get("history", [])]
 
 
 def find_stage(record: dict[str, Any] | None, stage: str) -> dict[str, Any] | None:
@@ -84,16 +167,17 @@ def lineage(record: dict[str, Any] | None) -> list[str]:
 def _step_phrase(entry: dict[str, Any]) -> str:
     stage = str(entry.get("stage", "?"))
     if stage == "shrink":
-        kept = ",".join(map(str, (entry.get("layers") or {}).get("kept", [])))
-        vocab = entry.get("vocab")
-        trimmed = f", vocab {vocab['student']:,}" if isinstance(vocab, dict) else ""
-        return f"shrink ({entry.get('init', '?')}, layers {kept}{trimmed})"
+        kept = entry_field(entry, "layers", "kept")
+        kept_text = ",".join(map(str, kept)) if isinstance(kept, list) else "?"
+        vocab = entry_field(entry, "vocab", "student")
+        trimmed = f", vocab {vocab:,}" if isinstance(vocab, int) else ""
+        return f"shrink ({entry.get('init', '?')}, layers {kept_text}{trimmed})"
     if stage == "distill":
-        method = entry.get("distillation") or {}
-        loss = method.get("kd_loss")
-        return f"distill ({loss}, α {method.get('alpha')})" if loss else "distill (no KD)"
+        loss = entry_field(entry, "distillation", "kd_loss")
+        alpha = entry_field(entry, "distillation", "alpha")
+        return f"distill ({loss}, α {alpha})" if loss else "distill (no KD)"
     if stage == "export":
-        quantize = (entry.get("settings") or {}).get("quantize")
+        quantize = entry_field(entry, "settings", "quantize")
         return f"export ({'int8' if quantize == 'int8' else 'fp32'})"
     return stage
 

@@ -26,7 +26,7 @@ from kdcli.core.validation import check_choice, check_number
 from kdcli.data.sources import SEQUENCE, TOKEN
 from kdcli.data.splits import DataConfig, Examples
 from kdcli.files.model_dirs import LoadOptions, ModelRef, model_labels
-from kdcli.files.provenance import find_stage, lineage_entries
+from kdcli.files.provenance import entry_field, find_stage, lineage_entries, recorded_path
 from kdcli.training.job import TrainSummary, as_data_config, data_options, dev_fact
 from kdcli.training.loop import TrainConfig
 
@@ -216,29 +216,68 @@ def check_options(config: DistillConfig) -> None:
             )
 
 
-def recorded_teacher(record: dict[str, Any] | None) -> str | None:
-    """The teacher a student's kdcli.json names: the newest distill teacher or shrink source."""
+def recorded_teacher(record: dict[str, Any] | None, student_dir: Path) -> str | None:
+    """The teacher a student's kdcli.json names: the newest distill teacher or shrink source,
+    found relative to the student's folder (or where it was when recorded)."""
     for entry in lineage_entries(record):
-        if entry.get("stage") == "distill" and (entry.get("teacher") or {}).get("model"):
-            return str(entry["teacher"]["model"])
-        if entry.get("stage") == "shrink" and (entry.get("source") or {}).get("model"):
-            return str(entry["source"]["model"])
+        if entry.get("stage") == "distill" and entry_field(entry, "teacher", "model"):
+            return recorded_path(entry["teacher"], student_dir) or _missing(entry["teacher"])
+        if entry.get("stage") == "shrink" and entry_field(entry, "source", "model"):
+            return recorded_path(entry["source"], student_dir) or _missing(entry["source"])
     return None
 
 
+def _missing(description: dict[str, Any]) -> str:
+    """How to name a recorded model that is no longer where it was."""
+    return str(description.get("resolved") or description.get("model"))
+
+
+@dataclass(frozen=True)
+class TeacherIdentity:
+    """What identifies the teacher in a student's shrink records: its weights' sha256 (and the
+    hashes of the models it was trained from without changing its layers), or its folder."""
+
+    hashes: frozenset[str]
+    path: Path | None
+
+
 def layer_pairs(
-    record: dict[str, Any] | None, student_layers: int, teacher_layers: int, student: str
+    record: dict[str, Any] | None,
+    student_layers: int,
+    teacher_layers: int,
+    student: str,
+    teacher: TeacherIdentity | None = None,
+    student_dir: Path | None = None,
 ) -> tuple[list[tuple[int, int]], str | None]:
     """(student layer, teacher layer) pairs for the hidden-state loss, and a note when the map
-    is not the one the student was copied with."""
-    shrink = find_stage(record, "shrink")
-    kept = (shrink or {}).get("layers", {}).get("kept")
-    if (
-        isinstance(kept, list)
-        and len(kept) == student_layers
-        and all(isinstance(k, int) and 0 <= k < teacher_layers for k in kept)
-    ):
-        return list(enumerate(kept)), None
+    is not the one the student was copied with.
+
+    A student may have been shrunk several times (teacher -> 6 layers -> 3): each shrink record's
+    kept layers index the layers of *its* source, so the map is composed through the records,
+    newest first, until the shrink made from this teacher. A student whose records never reach
+    the teacher gets the uniform map, with a note.
+    """
+    mapping = list(range(student_layers))
+    shrinks = 0
+    for entry in lineage_entries(record):
+        if entry.get("stage") != "shrink":
+            continue
+        kept = entry_field(entry, "layers", "kept")
+        if not _valid_kept(kept, mapping):
+            break
+        mapping = [kept[i] for i in mapping]
+        shrinks += 1
+        if not _made_from(entry, teacher, student_dir):
+            continue
+        if all(layer < teacher_layers for layer in mapping):
+            note = (
+                f"{student} was shrunk {shrinks} times: its layer map to the teacher is composed "
+                "through its kdcli.json records"
+                if shrinks > 1
+                else None
+            )
+            return list(enumerate(mapping)), note
+        break
     uniform = [
         (i, max(0, round((i + 1) * teacher_layers / student_layers) - 1))
         for i in range(student_layers)
@@ -248,6 +287,52 @@ def layer_pairs(
         f"{student}'s kdcli.json has no layer map for this teacher: the hidden-state loss uses "
         f"the uniform map (student->teacher layer) {shown}"
     )
+
+
+def _valid_kept(kept: Any, mapping: list[int]) -> bool:
+    return (
+        isinstance(kept, list)
+        and all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in kept)
+        and len(kept) > max(mapping, default=-1)
+    )
+
+
+def _made_from(
+    entry: dict[str, Any], teacher: TeacherIdentity | None, student_dir: Path | None
+) -> bool:
+    """Whether this shrink record's source is the teacher (no identity given: trust it, as a
+    record without a source can only be matched on faith)."""
+    if teacher is None:
+        return True
+    source = entry_field(entry, "source")
+    if entry_field(source, "sha256") in teacher.hashes:
+        return True
+    found = recorded_path(source, student_dir) if student_dir is not None else None
+    return (
+        teacher.path is not None
+        and found is not None
+        and Path(found).resolve() == teacher.path.resolve()
+    )
+
+
+def teacher_identity(teacher_dir: Path, teacher_hash: str) -> TeacherIdentity:
+    """The teacher's hash, and those of the models it was fine-tuned or distilled from without a
+    shrink in between (their layers are the teacher's layers)."""
+    from kdcli.files.provenance import read_provenance
+
+    hashes = {teacher_hash}
+    try:
+        record = read_provenance(teacher_dir)
+    except KdcliError:
+        record = None
+    for entry in lineage_entries(record):
+        if entry.get("stage") == "shrink":
+            break
+        for key in ("source", "student"):  # finetune's start, distill's student
+            value = entry_field(entry, key, "sha256")
+            if isinstance(value, str):
+                hashes.add(value)
+    return TeacherIdentity(frozenset(hashes), Path(teacher_dir))
 
 
 # --- resolving and checking the inputs ----------------------------------------------------------
@@ -293,7 +378,7 @@ def _resolve(config: DistillConfig, processes: int) -> _Inputs:
     teacher_options = LoadOptions(config.teacher_revision, config.allow_pickle)
     student = resolve_model(config.student, student_options)
     record = read_provenance(student.path)
-    teacher_name, teacher_note = _teacher_name(config, record)
+    teacher_name, teacher_note = _teacher_name(config, record, student.path)
     teacher = resolve_model(teacher_name, teacher_options) if teacher_name else None
     uses_teacher = teacher is not None and not config.no_kd
     cache_dir = _cache_dir(config) if uses_teacher else None
@@ -329,7 +414,8 @@ def _resolve(config: DistillConfig, processes: int) -> _Inputs:
         "dev": dev.fingerprint(),
         "processes": processes,
     }
-    notes = _present(teacher_note, _changed_teacher_note(record, teacher, teacher_hash), cut)
+    changed = _changed_teacher_note(record, student.path, teacher, teacher_hash)
+    notes = _present(teacher_note, changed, cut)
     return _Inputs(
         config=config,
         task=train.task,
@@ -353,14 +439,14 @@ def _resolve(config: DistillConfig, processes: int) -> _Inputs:
 
 
 def _teacher_name(
-    config: DistillConfig, record: dict[str, Any] | None
+    config: DistillConfig, record: dict[str, Any] | None, student_dir: Path
 ) -> tuple[str | None, str | None]:
     """The teacher to use (None: none needed), and a note when it came from kdcli.json."""
     if config.teacher is not None:
         return config.teacher, None
     if config.no_kd:
         return None, None
-    recorded = recorded_teacher(record)
+    recorded = recorded_teacher(record, student_dir)
     if recorded is None:
         raise KdcliError(
             f"is missing and {config.student} has no kdcli.json naming its teacher",
@@ -444,13 +530,17 @@ def _check_data_labels(labels: list[str], train: Examples, dev: Examples, owner:
 
 
 def _changed_teacher_note(
-    record: dict[str, Any] | None, teacher: ModelRef | None, teacher_hash: str | None
+    record: dict[str, Any] | None,
+    student_dir: Path,
+    teacher: ModelRef | None,
+    teacher_hash: str | None,
 ) -> str | None:
     """A note when the teacher's weights are not the ones the student was copied from."""
-    source = (find_stage(record, "shrink") or {}).get("source") or {}
-    if teacher is None or not source.get("sha256") or source.get("model") != teacher.name:
+    source = entry_field(find_stage(record, "shrink"), "source")
+    recorded = recorded_path(source, student_dir)
+    if teacher is None or not entry_field(source, "sha256") or recorded is None:
         return None
-    if source["sha256"] == teacher_hash:
+    if Path(recorded).resolve() != teacher.path.resolve() or source["sha256"] == teacher_hash:
         return None
     return (
         f"teacher {teacher.name} has changed since the student was copied from it "
@@ -483,7 +573,11 @@ def _hidden_pairs(
     assert inputs.teacher is not None
     s_layers = int(AutoConfig.from_pretrained(inputs.student.path).num_hidden_layers)
     t_layers = int(AutoConfig.from_pretrained(inputs.teacher.path).num_hidden_layers)
-    return layer_pairs(inputs.student_record, s_layers, t_layers, inputs.student.name)
+    identity = teacher_identity(inputs.teacher.path, str(inputs.teacher_hash))
+    student = inputs.student
+    return layer_pairs(
+        inputs.student_record, s_layers, t_layers, student.name, identity, student.path
+    )
 
 
 def _teacher_outputs(
@@ -638,10 +732,12 @@ def _finish(
     accelerator: Accelerator,
     started: float,
 ) -> DistillResult:
+    from kdcli.files.model_card import public_name
     from kdcli.files.provenance import make_record
     from kdcli.training.job import FinishedModel, summarize, training_record, write_output
 
     student, teacher_ref, model = inputs.student, inputs.teacher, start.model
+    out = Path(config.out)
     kd = config.kd_loss if inputs.uses_teacher else None
     layer_map = [list(p) for p in pairs] or None
     teacher_name = teacher_ref.name if teacher_ref else None
@@ -649,8 +745,10 @@ def _finish(
     record = make_record(
         "distill",
         config.options(teacher_name),
-        teacher={**teacher_ref.describe(), "sha256": inputs.teacher_hash} if teacher_ref else None,
-        student={**student.describe(), "sha256": inputs.student_hash},
+        teacher=(
+            {**teacher_ref.describe(out), "sha256": inputs.teacher_hash} if teacher_ref else None
+        ),
+        student={**student.describe(out), "sha256": inputs.student_hash},
         distillation={
             "kd_loss": kd,
             "alpha": config.resolved_alpha(),
@@ -660,7 +758,7 @@ def _finish(
         },
         labels=labels,
         head_fixes=start.head_record(),
-        **training_record(outcome, inputs.train, inputs.dev, accelerator.num_processes),
+        **training_record(outcome, inputs.train, inputs.dev, accelerator.num_processes, out),
         notes=notes,
     )
     summary = summarize(
@@ -674,9 +772,11 @@ def _finish(
             tokenizer=tokenizer,
             record=record,
             parent=student.path,
-            card_title=f"{student.name} distilled by kdcli",
+            card_title=f"{public_name(student.name)} distilled by kdcli",
             card_summary=_card_summary(student.name, teacher_ref if kd else None, kd, config),
-            card_facts=_facts(student.name, teacher_ref if kd else None, config, summary),
+            card_facts=_facts(
+                public_name(student.name), teacher_ref if kd else None, config, summary
+            ),
             card_source=student.name,
             options=config.options(teacher_name),
             command="distill",
@@ -706,21 +806,25 @@ def _finish(
 def _card_summary(
     student: str, teacher: ModelRef | None, kd: str | None, config: DistillConfig
 ) -> str:
-    data = config.data_config().data
+    from kdcli.files.model_card import public_name
+
+    data, student = public_name(config.data_config().data), public_name(student)
     if kd is None or teacher is None:
         return f"`{student}` trained by `kdcli distill --no-kd` on `{data}`."
     return (
         f"`{student}` trained by `kdcli distill` with {kd} distillation from "
-        f"teacher `{teacher.name}` on `{data}`."
+        f"teacher `{public_name(teacher.name)}` on `{data}`."
     )
 
 
 def _facts(
     student: str, teacher: ModelRef | None, config: DistillConfig, summary: TrainSummary
 ) -> list[tuple[str, object]]:
+    from kdcli.files.model_card import public_name
+
     facts: list[tuple[str, object]] = [("student", f"`{student}`")]
     if teacher is not None and not config.no_kd:
-        facts.append(("teacher", f"`{teacher.name}`"))
+        facts.append(("teacher", f"`{public_name(teacher.name)}`"))
         loss = f"{config.kd_loss}, alpha {config.resolved_alpha()}"
         if config.resolved_temperature():
             loss += f", temperature {config.resolved_temperature()}"

@@ -206,8 +206,10 @@ def _export(config: ExportConfig, progress: ProgressCallback | None) -> ExportRe
     with atomic_output_dir(Path(config.out), config.overwrite) as tmp:
         result = _build(config, ref, model_config, arch, torch_model, text, tmp, progress)
         record = _record(config, ref, result)
-        write_provenance(tmp, with_history(record, read_provenance(ref.path)))
-        _model_card(tmp, result)
+        parent = read_provenance(ref.path)
+        record = with_history(record, parent, ref.path, Path(config.out))
+        write_provenance(tmp, record)
+        _model_card(tmp, result, record)
     result = replace(result, out=Path(config.out), seconds=time.perf_counter() - started)
     if not result.passed:
         raise CheckFailedError(_failure_message(config, result), result)
@@ -617,7 +619,7 @@ def _record(config: ExportConfig, ref: ModelRef, result: ExportResult) -> dict[s
     return make_record(
         "export",
         config.settings(),
-        source={**ref.describe(), "sha256": content_hash(files)},
+        source={**ref.describe(Path(config.out)), "sha256": content_hash(files)},
         model_type=result.model_type,
         head=result.head,
         files={ONNX_FILE: result.fp32_bytes}
@@ -658,15 +660,16 @@ def _ort_class(head: str) -> str:
     return "ORTModelForSequenceClassification"
 
 
-def _model_card(out_dir: Path, result: ExportResult) -> None:
+def _model_card(out_dir: Path, result: ExportResult, record: dict[str, Any]) -> None:
     """How to serve the export with onnxruntime, and what verification found."""
     from kdcli.core.formatting import size_text
-    from kdcli.files.model_card import ONNX_USAGE, write_model_card
+    from kdcli.files.model_card import ONNX_USAGE, dev_results, public_name, write_model_card
     from kdcli.runtime.predictor import ONNX_FILE, ONNX_INT8_FILE
 
     served = ONNX_INT8_FILE if result.int8_bytes else ONNX_FILE
     checks = [result.verification.fp32, result.verification.int8]
-    facts: list[tuple[str, object]] = [("source", f"`{result.source}`")]
+    source = public_name(result.source)
+    facts: list[tuple[str, object]] = [("source", f"`{source}`")]
     facts += [(f"`{ONNX_FILE}` (fp32)", size_text(result.fp32_bytes))]
     if result.int8_bytes:
         facts += [(f"`{ONNX_INT8_FILE}` (dynamic int8)", size_text(result.int8_bytes))]
@@ -682,22 +685,25 @@ def _model_card(out_dir: Path, result: ExportResult) -> None:
     facts += [
         (
             "verification text",
-            f"{result.verification.source}, "
+            f"{public_name(result.verification.source)}, "
             f"{result.verification.texts} texts, {len(result.verification.languages)} languages",
         )
     ]
     summary = (
-        f"An ONNX export of `{result.source}` made by `kdcli export`, checked against the PyTorch "
+        f"An ONNX export of `{source}` made by `kdcli export`, checked against the PyTorch "
         "model on real multilingual text. It loads with onnxruntime directly (below), with "
         f"optimum's `{_ort_class(result.head)}`, and with `kdcli eval`."
     )
     usage = [line.replace(ONNX_INT8_FILE, served) for line in ONNX_USAGE]
     write_model_card(
         out_dir,
-        f"kdcli ONNX export of {result.source}",
+        f"kdcli ONNX export of {source}",
         summary,
         facts,
         result.source,
         usage=usage,
         library="onnx",
+        record=record,
+        results=dev_results(record),
+        results_caption="per language on the dev split, of the PyTorch model exported",
     )

@@ -79,6 +79,7 @@ def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -
 
 def _finetune(config: FinetuneConfig, progress: ProgressCallback | None) -> FinetuneResult:
     from kdcli.data.batching import model_inputs
+    from kdcli.files.model_card import public_name
     from kdcli.files.model_dirs import (
         LoadOptions,
         clamp_max_length,
@@ -156,10 +157,10 @@ def _finetune(config: FinetuneConfig, progress: ProgressCallback | None) -> Fine
     record = make_record(
         "finetune",
         config.options(),
-        source={**ref.describe(), "sha256": model_hash},
+        source={**ref.describe(Path(config.out)), "sha256": model_hash},
         labels=labels,
         head_fixes=start.head_record(),
-        **training_record(outcome, train, dev, accelerator.num_processes),
+        **training_record(outcome, train, dev, accelerator.num_processes, Path(config.out)),
         notes=notes,
     )
     summary = summarize(outcome, train, dev, len(labels), time.perf_counter() - started)
@@ -171,13 +172,13 @@ def _finetune(config: FinetuneConfig, progress: ProgressCallback | None) -> Fine
             tokenizer=tokenizer,
             record=record,
             parent=ref.path,
-            card_title=f"{ref.name} fine-tuned by kdcli",
+            card_title=f"{public_name(ref.name)} fine-tuned by kdcli",
             card_summary=(
-                f"`{ref.name}` fine-tuned for {train.task} with cross-entropy by "
-                f"`kdcli finetune` on `{data.data}` ({len(summary.languages)} languages, "
-                f"{len(labels)} labels)."
+                f"`{public_name(ref.name)}` fine-tuned for {train.task} with cross-entropy by "
+                f"`kdcli finetune` on `{public_name(data.data)}` "
+                f"({len(summary.languages)} languages, {len(labels)} labels)."
             ),
-            card_facts=_facts(ref.name, data.data, summary, config.train),
+            card_facts=_facts(public_name(ref.name), public_name(data.data), summary, config.train),
             card_source=ref.name,
             options=config.options(),
             command="finetune",
@@ -196,7 +197,7 @@ def _facts(
     model: str, data: str, summary: TrainSummary, train: TrainConfig
 ) -> list[tuple[str, object]]:
     return [
-        ("base model", f"`{model}`"),
+        ("started from", f"`{model}`"),
         ("data", f"`{data}`: {summary.train_examples:,} train / {summary.dev_examples:,} dev"),
         ("languages", ", ".join(summary.languages)),
         ("labels", summary.labels),

@@ -24,6 +24,7 @@ from kdcli.core.validation import check_choice, check_int, check_names
 from kdcli.data.splits import load_for_option, nonempty_texts
 from kdcli.files.model_card import write_model_card
 from kdcli.files.model_dirs import (
+    TOKENIZER_FILES,
     LoadOptions,
     ModelRef,
     content_hash,
@@ -171,14 +172,17 @@ def _shrink(
     calib_texts = _calibration_texts(config) if config.needs_calibration() else None
     trim = VocabTrim.load(_trim_settings(config), ref) if config.vocab_from else None
     with open_checkpoint(ref, config.allow_pickle) as checkpoint:
+        _check_weights_match_config(teacher, checkpoint.infos())
         plan = plan_student(config, teacher, checkpoint, calib_texts, trim, progress)
         verify_plan(plan)
         with atomic_output_dir(Path(config.out), config.overwrite, config.inputs()) as tmp:
             vocab = _write_student(config, plan, checkpoint, trim, tmp, progress)
             result = _result(config, plan, vocab, tmp, time.perf_counter() - started)
             record = _record(config, plan, result, trim)
-            write_provenance(tmp, with_history(record, read_provenance(ref.path)))
-            _model_card(tmp, result)
+            parent = read_provenance(ref.path)
+            record = with_history(record, parent, ref.path, Path(config.out))
+            write_provenance(tmp, record)
+            _model_card(tmp, result, record)
     return result
 
 
@@ -279,6 +283,32 @@ def plan_student(
         calibration=calibration,
         vocab=vocab,
     )
+
+
+def _check_weights_match_config(teacher: Teacher, infos: dict[str, TensorInfo]) -> None:
+    """The teacher's weights must have the shapes its config.json gives them, or the student
+    (whose config is derived from it) would not load: a vocab_size that is not the embedding's
+    rows is the usual case."""
+    try:
+        expected = student_shapes(teacher.config, teacher.head)
+    except Exception:  # transformers cannot build it from config.json: loading will say why
+        return
+    prefix = teacher.architecture.prefix + "."
+    for name, info in sorted(infos.items()):
+        shape = expected.get(_base_name(name, prefix, expected))
+        if shape is None or shape == tuple(info.shape):
+            continue
+        vocab = teacher.config.get("vocab_size")
+        why = (
+            f"config.json says vocab_size {vocab}, the token embeddings have {info.shape[0]} rows"
+            if "word_embeddings" in name or "tok_embeddings" in name
+            else f"config.json gives {name} the shape {list(shape)}, the weights {list(info.shape)}"
+        )
+        raise KdcliError(
+            f"{teacher.ref.name}: its config.json and its weights disagree ({why}), so a student "
+            "made from it would not load",
+            fix="fix config.json, or save the teacher again with save_pretrained",
+        )
 
 
 def verify_plan(plan: ShrinkPlan) -> None:
@@ -702,13 +732,26 @@ def _result(
         teacher_bytes=sum(f.stat().st_size for f in teacher.files),
         student_bytes=(out_dir / WEIGHTS_FILE).stat().st_size,
         seconds=seconds,
-        notes=_notes(config, plan) + (vocab.notes() if vocab else []),
+        notes=_notes(config, plan)
+        + (vocab.notes() if vocab else [])
+        + _tokenizer_note(teacher.ref, Path(config.out)),
         teacher_embedding_params=_embedding_params(plan.tensors, plan.teacher_infos),
         student_embedding_params=_embedding_params(plan.tensors, student_infos, student=True),
         vocab=vocab,
         layer_importance=calibration.layer_importance if calibration else None,
         calibration_samples=calibration.samples if calibration else None,
     )
+
+
+def _tokenizer_note(ref: ModelRef, out: Path) -> list[str]:
+    """A student gets its teacher's tokenizer files; say so when there are none to copy."""
+    if any((ref.path / name).is_file() for name in TOKENIZER_FILES):
+        return []
+    return [
+        f"{ref.name} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...), so neither "
+        f"has the student: copy the teacher's tokenizer files into {out} before distill, eval "
+        "or export"
+    ]
 
 
 def _notes(config: ShrinkConfig, plan: ShrinkPlan) -> list[str]:
@@ -738,7 +781,7 @@ def _record(
     config: ShrinkConfig, plan: ShrinkPlan, result: ShrinkResult, trim: VocabTrim | None
 ) -> dict[str, Any]:
     teacher, slices, heads, dims = plan.teacher, plan.slices, plan.heads, plan.teacher.dims
-    source = {**teacher.ref.describe(), "sha256": content_hash(teacher.files)}
+    source = {**teacher.ref.describe(Path(config.out)), "sha256": content_hash(teacher.files)}
     width = {
         "hidden": {
             "teacher": dims["hidden"],
@@ -786,17 +829,17 @@ def _record(
     )
 
 
-def _model_card(out_dir: Path, result: ShrinkResult) -> None:
-    summary = (
-        f"A {result.student.layers}-layer student of `{result.source}`, made by `kdcli shrink` "
-        + (
-            "with weights copied from the teacher (layers and channels listed in kdcli.json)."
-            if result.init == "copy"
-            else "with fresh random weights of the same shape (the from-scratch baseline)."
-        )
+def _model_card(out_dir: Path, result: ShrinkResult, record: dict[str, Any]) -> None:
+    from kdcli.files.model_card import public_name
+
+    source = public_name(result.source)
+    summary = f"A {result.student.layers}-layer student of `{source}`, made by `kdcli shrink` " + (
+        "with weights copied from the teacher (layers and channels listed in kdcli.json)."
+        if result.init == "copy"
+        else "with fresh random weights of the same shape (the from-scratch baseline)."
     )
     facts = [
-        ("teacher", f"`{result.source}`"),
+        ("teacher", f"`{source}`"),
         ("kept teacher layers", ", ".join(map(str, result.kept_layers))),
         (
             "hidden / intermediate / heads",
@@ -813,4 +856,7 @@ def _model_card(out_dir: Path, result: ShrinkResult) -> None:
                 "(trimmed to the data in kdcli.json)",
             )
         )
-    write_model_card(out_dir, f"kdcli student of {result.source}", summary, facts, result.source)
+    facts.append(("accuracy", "not trained yet: distil it (kdcli distill), then kdcli eval"))
+    write_model_card(
+        out_dir, f"kdcli student of {source}", summary, facts, result.source, record=record
+    )

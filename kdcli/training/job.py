@@ -18,7 +18,7 @@ from kdcli.data.batching import DEFAULT_INPUTS, Encoded, encode, encode_words
 from kdcli.data.sources import SEQUENCE, TOKEN
 from kdcli.data.splits import DataConfig, Examples, label_ids, load_split, tag_ids
 from kdcli.data.tags import tag_names
-from kdcli.files.model_card import write_model_card
+from kdcli.files.model_card import dev_results, write_model_card
 from kdcli.files.model_dirs import (
     LoadOptions,
     ModelRef,
@@ -329,7 +329,7 @@ def dev_fact(summary: TrainSummary) -> tuple[str, object]:
 
 
 def training_record(
-    outcome: TrainOutcome, train: Examples, dev: Examples, processes: int
+    outcome: TrainOutcome, train: Examples, dev: Examples, processes: int, out: Path
 ) -> dict[str, Any]:
     """The kdcli.json fields every training stage writes (no timings: outputs stay identical)."""
     best = outcome.best
@@ -338,6 +338,7 @@ def training_record(
         "task": train.task,
         "data": {
             "source": train.source,
+            **data_location(train.source, out),
             "languages": sorted(set(train.languages) | set(dev.languages)),
             "train_languages": train.language_names(),
             "train_examples": len(train),
@@ -358,6 +359,18 @@ def training_record(
             {k: h[k] for k in ("epoch", "step", *scores)} for h in outcome.state.history
         ],
     }
+
+
+def data_location(source: str, out: Path) -> dict[str, str]:
+    """Where local data is, as kdcli.json records paths (relative to the output, and absolute),
+    so a later step can find it from any directory; nothing for Hub data."""
+    from kdcli.files.provenance import describe_local
+
+    kind, _, location = source.partition(":")
+    if kind not in ("files", "massive-release") or not Path(location).exists():
+        return {}
+    described = describe_local(Path(location), out)
+    return {"path": described["path"], "resolved": described["resolved"]}
 
 
 @dataclass
@@ -394,9 +407,17 @@ def write_output(
                 classifier.save_pretrained(tmp)
             if not copy_tokenizer_files(model.tokenizer_ref, tmp):
                 model.tokenizer.save_pretrained(tmp)
-            write_provenance(tmp, with_history(model.record, read_provenance(model.parent)))
+            parent = read_provenance(model.parent)
+            record = with_history(model.record, parent, model.parent, Path(out))
+            write_provenance(tmp, record)
             write_model_card(
-                tmp, model.card_title, model.card_summary, model.card_facts, model.card_source
+                tmp,
+                model.card_title,
+                model.card_summary,
+                model.card_facts,
+                model.card_source,
+                record=record,
+                results=dev_results(record),
             )
             area.copy_logs(tmp)
             _write_options(tmp, model.options, model.command)
