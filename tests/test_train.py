@@ -444,3 +444,64 @@ def shared_models_for_slow(tmp_path: Path) -> dict[str, Path]:
     shrink(ShrinkConfig(str(teacher), out=student, num_layers=1))
     shutil.rmtree(encoder)
     return {"teacher": teacher, "student": student}
+
+
+# --- what the log says and how accumulation weighs examples (issue 14) -------------------------
+
+
+def test_the_logged_learning_rate_is_the_steps_own(encoder, tmp_path):
+    finetune(
+        FinetuneConfig(
+            str(encoder),
+            str(MINI),
+            tmp_path / "out",
+            train_config(max_steps=4, log_steps=1, warmup_ratio=0.5, lr=1e-3),
+        )
+    )
+    lines = [json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    logged = [x["lr"] for x in lines if x["event"] == "train"]
+    expected = [1e-3 * linear_schedule(step, warmup=2, total=4) for step in range(4)]
+    assert logged == pytest.approx(expected)  # step 1 trained at 1/3 of the peak, not 2/3
+
+
+class _Recorder:
+    """Stands in for the optimizer and scheduler: keeps the gradient of every step."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module, self.grads = module, []
+
+    def step(self) -> None:
+        if hasattr(self, "module"):
+            self.grads.append(float(self.module.weight.grad.sum()))
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.module.zero_grad(set_to_none=set_to_none)
+
+    def get_last_lr(self) -> list[float]:
+        return [1.0]
+
+
+def test_every_example_weighs_the_same_in_full_and_partial_accumulation_cycles():
+    from kdcli.training.loop import _Loop, _Plan, micro_batch_weights
+
+    assert micro_batch_weights([4, 4], batch_size=4, grad_accum=2) == [0.5, 0.5]
+    assert micro_batch_weights([4, 1], batch_size=4, grad_accum=2) == [0.5, 0.125]
+    module = torch.nn.Linear(1, 1, bias=False)
+    values = torch.arange(1.0, 8.0) / 100  # d(loss)/dw per example; small: no clipping
+
+    def loss(model, batch):
+        return (model.weight.squeeze() * batch["x"]).mean(), {}
+
+    task = SimpleNamespace(make_batch=lambda indices: {"x": values[list(indices)]}, loss=loss)
+    recorder = _Recorder(module)
+    loop = _Loop(
+        task, TrainConfig(batch_size=2, grad_accum=2), None, make_accelerator(), module,
+        recorder, SimpleNamespace(step=lambda: None, get_last_lr=lambda: [1.0]),
+        _Plan(2, 2, 1, 0), None,
+    )  # fmt: skip
+    loop._step([[0, 1], [2, 3]])  # a full cycle: 4 examples
+    loop._step([[4, 5], [6]])  # the epoch's last, short batch
+    loop._step([[0]])  # a partial cycle: one example
+    per_example = [recorder.grads[0] / sum(values[:4]), recorder.grads[1] / sum(values[4:7])]
+    per_example.append(recorder.grads[2] / values[0])
+    assert per_example == pytest.approx([0.25, 0.25, 0.25])  # 1 / (batch 2 x accumulation 2)

@@ -213,6 +213,15 @@ def plan_steps(examples: int, config: TrainConfig, processes: int) -> _Plan:
     return _Plan(steps_per_epoch, total, epochs, int(total * config.warmup_ratio))
 
 
+def micro_batch_weights(sizes: Sequence[int], batch_size: int, grad_accum: int) -> list[float]:
+    """What each micro-batch's mean loss is multiplied by before backward: its share of a full
+    accumulation cycle (`grad_accum` batches of `batch_size`). Every example then weighs the
+    same, whether its cycle is full or the short last one of an epoch, and whether its batch is
+    full or short (dividing by the number of micro-batches weighted the examples of a partial
+    cycle, and of a short batch, more)."""
+    return [size / (batch_size * grad_accum) for size in sizes]
+
+
 def linear_schedule(step: int, warmup: int, total: int) -> float:
     """The learning rate factor: linear warmup to 1 over `warmup` steps, then linear decay to 0."""
     if step < warmup:
@@ -278,6 +287,7 @@ class _Loop:
         self.tensorboard: Any = None
         self.epoch_clock = (time.perf_counter(), 0)  # (start, samples at start) for samples/s
         self.shown: dict[str, float] = {}  # the numbers the progress bar shows
+        self.step_lr = 0.0  # the learning rate of the last optimizer step (what the log says)
 
     @contextlib.contextmanager
     def writer(self, main: bool) -> Iterator[None]:
@@ -345,18 +355,21 @@ class _Loop:
 
         totals: dict[str, float] = {}
         seen = 0
+        sizes = [len(indices) for indices in micro_batches]
+        weights = micro_batch_weights(sizes, self.config.batch_size, self.config.grad_accum)
         for position, indices in enumerate(micro_batches):
             batch = {k: v.to(self.acc.device) for k, v in self.task.make_batch(indices).items()}
             last = position == len(micro_batches) - 1
             sync = contextlib.nullcontext() if last else self.acc.no_sync(self.module)
             with sync, _autocast(self.acc, self.config.bf16):
                 loss, parts = self.task.loss(self.module, batch)
-                self.acc.backward(loss / len(micro_batches))
-            for name, value in {"loss": loss.detach(), **parts}.items():
-                totals[name] = totals.get(name, 0.0) + float(value) / len(micro_batches)
+                self.acc.backward(loss * weights[position])
+            for name, value in {"loss": loss.detach(), **parts}.items():  # example-weighted
+                totals[name] = totals.get(name, 0.0) + float(value) * sizes[position] / sum(sizes)
             seen += len(indices)
         if clip := self.config.max_grad_norm:
             self.acc.clip_grad_norm_(self.module.parameters(), clip)
+        self.step_lr = float(self.scheduler.get_last_lr()[0])  # this step's, before it moves on
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -384,7 +397,7 @@ class _Loop:
             "event": "train",
             "epoch": state.epoch + 1,
             "step": state.step,
-            "lr": self.scheduler.get_last_lr()[0],
+            "lr": self.step_lr,
             **{name: round(value, 6) for name, value in zip(names, means, strict=True)},
         }
         state.log_sums, state.log_count = {}, 0
