@@ -121,7 +121,7 @@ def test_json_has_exactly_the_documented_shape():
         assert isinstance(model["name"], str) and isinstance(model["path"], str)
         for language, score in model["languages"].items():
             assert isinstance(language, str)
-            assert set(score) == {"n", "accuracy", "macro_f1"}
+            assert set(score) == {"n", "accuracy", "macro_f1", "accuracy_low", "accuracy_high"}
             assert isinstance(score["n"], int)
             assert isinstance(score["accuracy"], float) and isinstance(score["macro_f1"], float)
         assert {"accuracy", "macro_f1"} <= set(model["average"])
@@ -133,12 +133,63 @@ def test_json_has_exactly_the_documented_shape():
         "n": 2,
         "accuracy": 0.5,
         "macro_f1": pytest.approx(1 / 3),
+        "accuracy_low": pytest.approx(0.0945, abs=1e-4),  # Wilson, 1 of 2
+        "accuracy_high": pytest.approx(0.9055, abs=1e-4),
     }
     assert teacher["average"]["accuracy"] == 0.75
     assert teacher["worst"] == {"language": "sw-KE", "accuracy": 0.5}
     assert teacher["vs_first"] is None
     assert student["vs_first"]["languages"]["en-US"]["accuracy_delta"] == pytest.approx(-0.25)
     assert student["vs_first"]["average"]["accuracy_retention"] == pytest.approx(87.5 / 0.75)
+
+
+def test_every_report_format_shows_intervals_and_which_changes_may_be_noise():
+    """40 examples a language: a 95% interval of about +-14 points, and a 2-point change that
+    is not significant; a 20-point one that is."""
+    languages, gold, first, second = [], [], [], []
+    for language, flips in (("de-DE", 1), ("fr-FR", 8)):
+        for i in range(40):
+            languages.append(language)
+            gold.append("a")
+            first.append("a" if i < 30 else "b")  # 75% right
+            second.append("a" if i < 30 + flips else "b")  # one more right / eight more right
+    examples = Examples([str(i) for i in range(80)], ["t"] * 80, gold, languages, "test", "x")
+    report = build_report(
+        examples,
+        [ModelRun("teacher", "t", "pytorch", first, 1, 1),
+         ModelRun("student", "s", "pytorch", second, 1, 1)],
+    )  # fmt: skip
+    teacher, student = report.models
+    score = teacher.languages["de-DE"]
+    assert (score.accuracy_low, score.accuracy_high) == pytest.approx((0.598, 0.858), abs=1e-3)
+    assert student.changes["de-DE"].significant is False  # +2.5 points: 1 of 1 disagreement
+    assert student.changes["fr-FR"].significant is True  # +20 points: 8 of 8
+    assert student.changes["de-DE"].p_value == pytest.approx(1.0)
+    assert student.changes["fr-FR"].p_value == pytest.approx(2 / 2**8)
+    assert student.average_change.significant is True
+
+    data = json.loads(report_json(report))
+    assert data["models"][0]["languages"]["de-DE"]["accuracy_low"] == pytest.approx(0.598, abs=1e-3)
+    assert data["models"][1]["vs_first"]["languages"]["de-DE"]["significant"] is False
+    rows = {(r["model"], r["language"]): r for r in csv.DictReader(io.StringIO(report_csv(report)))}
+    assert rows[("student", "de-DE")]["accuracy_delta_significant"] == "false"
+    assert float(rows[("student", "fr-FR")]["accuracy_delta_p"]) == pytest.approx(2 / 2**8)
+    assert float(rows[("teacher", "de-DE")]["accuracy_high"]) == pytest.approx(0.858, abs=1e-3)
+    markdown = report_markdown(report)
+    assert "| de-DE | 40 | 75.0 [59.8–85.8] |" in markdown
+    assert "77.5 [62.5–87.7] (+2.5, 103.3%, n.s.)" in markdown
+    assert "95.0 [83.5–98.6] (+20.0, 126.7%)" in markdown
+
+
+def test_the_terminal_table_marks_noise(monkeypatch):
+    from kdcli.cli import render
+
+    monkeypatch.setattr(render.console, "width", 140)
+    with render.console.capture() as captured:
+        render.console.print(render.eval_table(small_report()))
+    text = captured.get()
+    assert "± the 95% interval" in text and "~ when not significant" in " ".join(text.split())
+    assert "±" in text and "~" in text
 
 
 def test_csv_is_one_row_per_model_and_language_plus_aggregates():
@@ -166,8 +217,13 @@ def test_markdown_table_has_languages_as_rows_and_models_as_columns():
     text = report_markdown(small_report())
     lines = [line for line in text.splitlines() if line.startswith("|")]
     assert lines[0] == ("| language | n | teacher acc | teacher F1 | student acc | student F1 |")
-    assert lines[2].startswith("| en-US | 4 | 100.0 | 100.0 | 75.0 (-25.0, 75.0%) |")
-    assert lines[3].startswith("| sw-KE | 2 | 50.0 | 33.3 | 100.0 (+50.0, 200.0%) | 100.0 (+66.7)")
+    assert lines[2].startswith(  # 4 and 2 examples: wide intervals, changes that may be noise
+        "| en-US | 4 | 100.0 [51.0–100.0] | 100.0 | 75.0 [30.1–95.4] (-25.0, 75.0%, n.s.) |"
+    )
+    assert lines[3].startswith(
+        "| sw-KE | 2 | 50.0 [9.5–90.5] | 33.3 | 100.0 [34.2–100.0] (+50.0, 200.0%, n.s.) | "
+        "100.0 (+66.7)"
+    )
     assert "| **average** | 6 | **75.0** |" in text
     assert "| **worst** |  | sw-KE 50.0 |  | en-US 75.0 |  |" in text
     facts = text.split("\n\n")[-1].splitlines()
@@ -317,11 +373,11 @@ def test_terminal_table_shows_languages_summaries_and_coloured_changes():
     console.print(eval_table(small_report()))
     text = console.export_text(clear=False)
     assert "en-US" in text and "sw-KE" in text and "average" in text and "worst" in text
-    assert "75.0 -25.0 75%" in text
-    assert "100.0 +50.0 200%" in text
+    assert "75.0 ±45 -25.0~ 75%" in text  # ±: the 95% interval; ~: may be noise
+    assert "100.0 ±66 +50.0~ 200%" in text
     styled = console.export_text(styles=True)
-    assert "\x1b[31m-25.0 75%" in styled  # a loss of a point or more: red
-    assert "\x1b[32m+50.0 200%" in styled  # a gain: green
+    assert "\x1b[31m-25.0~ 75%" in styled  # a loss of a point or more: red
+    assert "\x1b[32m+50.0~ 200%" in styled  # a gain: green
 
 
 def test_paths_in_json_are_strings(tmp_path):
@@ -476,6 +532,13 @@ def test_cli_eval_end_to_end_writes_every_file(cli, models, tmp_path):
     assert student["params"] < data["models"][0]["params"]
     assert student["speed"]["latency_ms"] > 0 and student["speed"]["throughput"] > 0
     assert student["speed"]["batch_size"] == 32 and student["speed"]["threads"] == 1
+    speed = student["speed"]  # interleaved rounds: median and the fastest and slowest round
+    assert speed["rounds"] == 5
+    assert speed["latency_low_ms"] <= speed["latency_ms"] <= speed["latency_high_ms"]
+    assert speed["throughput_low"] <= speed["throughput"] <= speed["throughput_high"]
+    assert data["machine"]["cpus"] >= 1 and data["machine"]["isa"]
+    assert "Speed: median of 5 rounds interleaved" in " ".join(result.stderr.split())
+    assert data["machine"]["isa"] in " ".join(result.stderr.split())
     assert files["--markdown"].read_text().startswith("Split `test`")
     assert files["--plot"].read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader(files["--predictions"].open(encoding="utf-8")))
@@ -566,8 +629,34 @@ def test_export_without_tokenizer_files(cli, models, tmp_path, no_model_runs):
     assert str(export) in line and "no tokenizer files" in line
 
 
-def test_model_missing_labels_of_the_data(cli, tmp_path, make_teacher, no_model_runs):
+def test_labels_a_model_does_not_know_count_as_errors_with_a_note(cli, make_teacher, tmp_path):
     other = make_teacher("bert")  # labels alarm_set, play_music, weather_query only
+    result = cli("eval", other, "--data", MINI, "-q", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stderr.split())
+    assert f"{other} does not know the labels datetime_query, takeaway_order: its" in text
+    assert "count as errors" in text
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert any("datetime_query, takeaway_order" in note for note in report["notes"])
+    rows = _predictions(cli, other, tmp_path)
+    assert any(r["gold"] == "datetime_query" for r in rows)
+    assert all(r["predicted"] != r["gold"] for r in rows if r["gold"] == "datetime_query")
+
+
+def _predictions(cli, model, tmp_path):
+    out = tmp_path / "p.jsonl"
+    result = cli("eval", model, "--data", MINI, "-q", "--predictions", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    return [
+        {"gold": r["gold"], "predicted": next(iter(r["predicted"].values()))}
+        for r in map(json.loads, out.read_text().splitlines())
+    ]
+
+
+def test_a_model_that_knows_none_of_the_labels_is_refused(cli, tmp_path, no_model_runs):
+    from factories import make_model_dir
+
+    other = make_model_dir(tmp_path / "other", "bert", labels=("a", "b"))
     line = _one_line_error(cli("eval", other, "--data", MINI))
     assert "does not know the label(s)" in line and "datetime_query" in line
 
@@ -651,7 +740,8 @@ def test_the_json_documented_in_docs_report_md_is_what_kdcli_writes():
     assert set(doc_model) == set(model)
     for key in ("average", "pooled", "worst", "speed"):
         assert set(doc_model[key]) == set(model[key]), key
-    assert set(next(iter(doc_model["languages"].values()))) == {"n", "accuracy", "macro_f1"}
+    assert set(next(iter(doc_model["languages"].values()))) == set(model["languages"]["en-US"])
+    assert set(documented["machine"]) == {"cpu", "isa", "cpus", "load", "busy"}
     assert set(doc_model["vs_first"]) == set(model["vs_first"])
     doc_change = next(iter(doc_model["vs_first"]["languages"].values()))
     assert set(doc_change) == set(model["vs_first"]["languages"]["en-US"])

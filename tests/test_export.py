@@ -209,6 +209,26 @@ def test_languages_outside_the_training_data_in_kdcli_json_are_unseen(make_teach
     assert _unseen_languages(predictor, text, None, 128) == []
 
 
+def test_a_trained_language_the_tokenizer_cannot_read_is_named_with_its_unknown_tokens(
+    make_teacher,
+):
+    from kdcli.steps.export import VerifyText, _unseen_note, _unseen_reasons
+
+    predictor = open_predictor(make_teacher("bert"))  # WordPiece trained without Hangul
+    text = VerifyText(["wake me up", "내일 아침 일곱 시에 깨워 줘"], ["en-US", "ko-KR"], "x")
+    record = {"stage": "finetune", "data": {"train_languages": ["en-US", "ko-KR", "fr-FR"]}}
+    reasons = _unseen_reasons(predictor, text, record, 128)
+    assert list(reasons) == ["ko-KR"] and reasons["ko-KR"].endswith("% [UNK] tokens")
+    (note,) = _unseen_note(reasons)
+    assert f"1 language this model has not seen (ko-KR: {reasons['ko-KR']})" in note
+    other = VerifyText(["réveille-moi"], ["fr-CA"], "x")
+    assert _unseen_note(_unseen_reasons(predictor, other, record, 128)) == [
+        "the verification text includes 1 language this model has not seen (fr-CA: not in its "
+        "training data): they are verified all the same, but agreement there says nothing about "
+        "accuracy"
+    ]
+
+
 def test_token_classification_with_token_type_ids_exports_and_verifies(tmp_path):
     tokenizer = make_tokenizer("wordpiece")
     model = make_model_dir(

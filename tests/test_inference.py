@@ -225,3 +225,51 @@ def test_missing_onnxruntime_names_the_extra(monkeypatch, exported):
         import_onnxruntime()
     with pytest.raises(KdcliError, match=r"kdcli\[export\]"):
         open_predictor(exported)
+
+
+class _Clock:
+    """A predictor that only records when it runs (no model): the order of interleaved rounds."""
+
+    def __init__(self, name: str, calls: list[str], ms: float) -> None:
+        self.name, self.calls, self.ms = name, calls, ms
+
+    def encode(self, texts, batch_size=32, max_length=128):
+        from kdcli.runtime.predictor import EncodedBatch
+
+        return [EncodedBatch(list(range(len(texts))), {"input_ids": None})]
+
+    def forward(self, inputs):
+        import time
+
+        self.calls.append(self.name)
+        time.sleep(self.ms / 1000)
+
+
+def test_models_are_timed_in_interleaved_rounds_with_their_spread():
+    from kdcli.runtime.predictor import measure_latency
+
+    calls: list[str] = []
+    predictors = {"a": _Clock("a", calls, 1.0), "b": _Clock("b", calls, 3.0)}
+    timed = measure_latency(predictors, ["x"], batch_size=2, rounds=4, single_texts=1)
+    timed_calls = calls[2:]  # after one warm-up pass each
+    rounds = [timed_calls[i : i + 4] for i in range(0, 16, 4)]  # per model: 1 text + 1 batch
+    assert rounds == [["a", "a", "b", "b"], ["b", "b", "a", "a"]] * 2  # order flips each round
+    for latency in timed.values():
+        assert latency.rounds == 4
+        assert latency.batch1_low_ms <= latency.batch1_ms <= latency.batch1_high_ms
+        assert latency.batch_low_ms <= latency.batch_ms <= latency.batch_high_ms
+    assert timed["b"].batch1_ms > timed["a"].batch1_ms
+
+
+def test_the_machine_is_named_and_a_busy_one_is_warned_about():
+    from kdcli.core.machine import MachineState, machine_state, speed_warning
+
+    here = machine_state()
+    assert here.cpus >= 1 and f"ISA {here.isa}" in here.describe()
+    quiet = MachineState("cpu", "avx2", 2, 0.4, False)
+    assert speed_warning(quiet, 0.05) is None
+    busy = MachineState("cpu", "avx2", 2, 9.8, True)
+    warning = speed_warning(busy, 0.4)
+    assert "the machine was busy (load 9.8 on 2 cores)" in warning
+    assert "timing rounds differed by up to 40%" in warning
+    assert "ISA avx2" in busy.describe() and "busy" in busy.describe()

@@ -46,7 +46,8 @@ def test_scores_per_language_are_sorted_and_independent():
     langs = ["fr", "fr", "de", "de", "de"]
     scores = score_languages(gold, pred, langs)
     assert list(scores) == ["de", "fr"]
-    assert scores["fr"] == LanguageScore(2, 1.0, 1.0)
+    low = pytest.approx(0.3424, abs=1e-4)
+    assert scores["fr"] == LanguageScore(2, 1.0, 1.0, accuracy_low=low, accuracy_high=1.0)
     assert scores["de"].n == 3
     assert scores["de"].accuracy == pytest.approx(2 / 3)
     # de: a: P=1/1 R=1/2 -> 2/3; b: P=1/2 R=1/1 -> 2/3
@@ -93,3 +94,24 @@ def test_comparing_different_languages_is_refused():
 def test_retention_of_zero_reference():
     assert retention(0.0, 0.5) is None
     assert retention(0.5, 0.25) == 50.0
+
+
+def test_wilson_interval_matches_the_textbook_values():
+    from kdcli.evaluation.metrics import wilson_interval
+
+    assert wilson_interval(34, 40) == pytest.approx((0.7093, 0.9294), abs=1e-4)
+    assert wilson_interval(40, 40)[1] == 1.0 and wilson_interval(40, 40)[0] > 0.9
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_exact_mcnemar_only_counts_disagreements():
+    from kdcli.evaluation.metrics import mcnemar_p, paired_average_p, paired_language_p
+
+    assert mcnemar_p(1, 7) == pytest.approx(2 * 9 / 256)
+    assert mcnemar_p(0, 6) == pytest.approx(2 / 64)
+    assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(3, 3) == 1.0
+    first = [True, True, False, False]
+    assert paired_language_p(first, first, ["a"] * 4) == {"a": 1.0}
+    assert paired_average_p(first, first, ["a", "a", "b", "b"]) == 1.0
+    better = [True] * 40
+    assert paired_average_p([False] * 40, better, ["a"] * 20 + ["b"] * 20) == 0.0

@@ -57,7 +57,8 @@ def eval_command(
     speed: bool = typer.Option(
         False,
         "--speed",
-        help="Also measure latency (batch 1, median ms) and throughput (batch 32, examples/s).",
+        help="Also measure latency (batch 1, median ms) and throughput (batch 32, examples/s), "
+        "all models side by side in interleaved rounds.",
     ),
     json_path: Path | None = JSON_OPTION,
     csv_path: Path | None = typer.Option(

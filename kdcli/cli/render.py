@@ -117,7 +117,9 @@ def export_summary(result: ExportResult) -> None:
         table.add_row(
             "batch 1 latency",
             *[
-                f"{lat[k].batch1_ms:.1f} ms" + _vs(base.batch1_ms, lat[k].batch1_ms, "faster", k)
+                f"{lat[k].batch1_ms:.1f} ms"
+                + _spread(lat[k].batch1_low_ms, lat[k].batch1_high_ms, lat[k].batch1_ms)
+                + _vs(base.batch1_ms, lat[k].batch1_ms, "faster", k)
                 for k in kinds
             ],
         )
@@ -139,6 +141,12 @@ def export_summary(result: ExportResult) -> None:
         f"onnxruntime {result.onnxruntime_version}; {result.seconds:.1f} s",
         highlight=False,
     )
+    if result.latency and result.machine is not None:
+        rounds = next(iter(result.latency.values())).rounds
+        console.print(
+            f"speed: median of {rounds} interleaved rounds, on {result.machine.describe()}",
+            highlight=False,
+        )
     if result.fusions:
         fused = ", ".join(f"{name} {n}" for name, n in result.fusions.items())
         console.print(f"fused for ONNX Runtime: {fused}", highlight=False)
@@ -157,6 +165,10 @@ def export_summary(result: ExportResult) -> None:
             note(f"int8 disagrees with PyTorch most on: {shown}")
     for text in result.notes:
         note(text)
+
+
+def _spread(low: float, high: float, middle: float) -> str:
+    return f" ±{100 * (high - low) / 2 / middle:.0f}%" if middle > 0 and high > low else ""
 
 
 _EXPORT_COLUMNS = {"pytorch": "PyTorch fp32", "onnx": "ONNX fp32", "onnx-int8": "ONNX int8"}
@@ -250,8 +262,13 @@ def _vocab_line(v: VocabReport) -> str:
 
 def eval_summary(report: EvalReport) -> None:
     """The per-language table (languages as rows, models as columns), then the data's notes."""
+    from kdcli.evaluation.report_files import speed_line
+
     console.print(eval_table(report))
     console.print(eval_facts_table(report))
+    speed = speed_line(report)
+    if speed:
+        console.print(speed, highlight=False)
     for text in report.notes:
         note(text)
 
@@ -273,9 +290,7 @@ def eval_table(report: EvalReport) -> Table:
     table = Table(
         title=f"kdcli eval: {report.split} split of {report.data}",
         title_justify="left",
-        caption=f"{metrics} in %; changes in points vs {models[0].name}"
-        if len(models) > 1
-        else f"{metrics} in %",
+        caption=_eval_caption(report, metrics),
         caption_justify="left",
     )
     table.add_column("language", no_wrap=True)
@@ -290,7 +305,7 @@ def eval_table(report: EvalReport) -> Table:
         for result in models:
             score = result.languages[language]
             change = result.changes[language] if result.changes else None
-            row += _score_cells(score.first, score.second, change)[keep]
+            row += _score_cells(score.first, score.second, change, score.interval)[keep]
         table.add_row(*row)
     table.add_section()
     average = ["[bold]average[/]", str(models[0].summary.n)]
@@ -309,6 +324,19 @@ def eval_table(report: EvalReport) -> Table:
     return table
 
 
+def _eval_caption(report: EvalReport, metrics: str) -> str:
+    tested = report.task != "token-classification"  # intervals and paired tests: accuracy only
+    caption = f"{metrics} in %" + (", ± the 95% interval" if tested else "")
+    if len(report.models) > 1:
+        caption += f"; changes in points vs {report.models[0].name}"
+        if tested:
+            caption += (
+                ", ~ when not significant (p ≥ 0.05, paired test on the same examples: may be "
+                "noise)"
+            )
+    return caption
+
+
 def eval_facts_table(report: EvalReport) -> Table:
     """Per-model facts, models as columns: kind, parameters, size, and speed with --speed."""
     from kdcli.evaluation.report_files import facts_rows
@@ -322,19 +350,30 @@ def eval_facts_table(report: EvalReport) -> Table:
     return table
 
 
-def _score_cells(first: float, second: float, change: Change | None) -> list[str]:
+def _score_cells(
+    first: float,
+    second: float,
+    change: Change | None,
+    interval: tuple[float, float] | None = None,
+) -> list[str]:
     """The two headline scores (accuracy and macro-F1; token classification: entity F1 and
-    word accuracy), with the change vs the first model, coloured."""
+    word accuracy), with the accuracy's 95% interval when given and the change vs the first
+    model, coloured; `~` marks a change that is not significant (it may be noise)."""
     from kdcli.evaluation.report_files import percent, points
 
+    shown = percent(first)
+    if interval is not None:  # the larger side of the 95% interval, in whole points
+        half = max(interval[1] - first, first - interval[0])
+        shown += f" [dim]±{100 * half:.0f}[/]"
     if change is None:
-        return [percent(first), percent(second)]
+        return [shown, percent(second)]
+    noise = change.significant is False
     first_colour = _change_colour(change.first_delta)
     second_colour = _change_colour(change.second_delta)
     retained = change.first_retention
     return [
         # whole percents keep the cell narrow enough for four models in 120 columns
-        f"{percent(first)} [{first_colour}]{points(change.first_delta)} "
+        f"{shown} [{first_colour}]{points(change.first_delta)}{'~' if noise else ''} "
         f"{'n/a' if retained is None else f'{retained:.0f}%'}[/]",
         f"{percent(second)} [{second_colour}]{points(change.second_delta)}[/]",
     ]

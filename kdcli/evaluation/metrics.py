@@ -16,10 +16,19 @@ per entity type; `macro_f1` is then the mean of the per-type F1 (seqeval's macro
 headline is the entity F1: the average, pooled and worst language, deltas and retention are
 taken on it, as they are on accuracy for sequence classification (`first`/`second` name the
 two numbers a report shows for either task).
+
+Noise: a language's test set is often small (40 examples give a 95% interval of about +-14 points),
+so every accuracy carries its 95% Wilson score interval, and every change against the first model
+a p-value from a paired test on the same examples: exact McNemar for a language (only the examples
+the two models disagree on count), and a paired z-test on the per-language differences for the
+macro-average. A change with p >= 0.05 is "not significant": it may be noise. (Sequence
+classification only: a token classifier's entity F1 has no such closed form, and its words are
+not independent examples, so its scores carry no interval.)
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass
@@ -27,12 +36,16 @@ from dataclasses import asdict, dataclass
 from kdcli.data.languages import by_language
 from kdcli.data.tags import TagCounts
 
+SIGNIFICANCE = 0.05  # a change with a larger p-value may be noise
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
 
 @dataclass(frozen=True)
 class LanguageScore:
     """The scores of one model on one language. Token classification adds the entity-level
     scores (strict), the words scored and the F1 per entity type; `accuracy` is then word
-    accuracy and `macro_f1` the mean per-type F1."""
+    accuracy and `macro_f1` the mean per-type F1. Sequence classification adds the accuracy's
+    95% Wilson interval."""
 
     n: int
     accuracy: float
@@ -42,6 +55,8 @@ class LanguageScore:
     f1: float | None = None
     words: int | None = None
     type_f1: dict[str, float] | None = None
+    accuracy_low: float | None = None
+    accuracy_high: float | None = None
 
     @property
     def first(self) -> float:
@@ -51,6 +66,13 @@ class LanguageScore:
     @property
     def second(self) -> float:
         return self.accuracy if self.f1 is not None else self.macro_f1
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The headline score's 95% interval, when there is one."""
+        if self.f1 is not None or self.accuracy_low is None or self.accuracy_high is None:
+            return None
+        return self.accuracy_low, self.accuracy_high
 
     def to_dict(self) -> dict[str, object]:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -95,7 +117,9 @@ class Change:
     """How a model compares with the first (reference) model on one language or on average.
 
     Deltas are differences of fractions (0.01 = one point); retention is the percentage of the
-    reference's score kept, None when the reference scored 0 (no meaningful ratio).
+    reference's score kept, None when the reference scored 0 (no meaningful ratio). `p_value`
+    is the paired test's for the accuracy change (None when not tested), and `significant`
+    says whether it is below SIGNIFICANCE.
     """
 
     accuracy_delta: float
@@ -104,6 +128,11 @@ class Change:
     macro_f1_retention: float | None
     f1_delta: float | None = None  # token classification: entity F1
     f1_retention: float | None = None
+    p_value: float | None = None
+
+    @property
+    def significant(self) -> bool | None:
+        return None if self.p_value is None else self.p_value < SIGNIFICANCE
 
     @property
     def first_delta(self) -> float:
@@ -121,6 +150,10 @@ class Change:
         data = asdict(self)
         if self.f1_delta is None:
             del data["f1_delta"], data["f1_retention"]
+        if self.p_value is None:
+            del data["p_value"]
+        else:
+            data["significant"] = self.significant
         return data
 
 
@@ -155,8 +188,66 @@ def score_languages(
     for language, indices in by_language(languages).items():
         g = [gold[i] for i in indices]
         p = [predicted[i] for i in indices]
-        scores[language] = LanguageScore(len(g), accuracy(g, p), macro_f1(g, p))
+        correct = sum(a == b for a, b in zip(g, p, strict=True))
+        low, high = wilson_interval(correct, len(g))
+        scores[language] = LanguageScore(
+            len(g), accuracy(g, p), macro_f1(g, p), accuracy_low=low, accuracy_high=high
+        )
     return scores
+
+
+def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% by default): sound for small n and for
+    accuracies near 0 or 1, where the normal approximation gives bounds outside [0, 1]."""
+    if n <= 0:
+        return 0.0, 1.0
+    share = correct / n
+    middle = share + z * z / (2 * n)
+    spread = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    scale = 1 + z * z / n
+    return max(0.0, (middle - spread) / scale), min(1.0, (middle + spread) / scale)
+
+
+def mcnemar_p(only_first: int, only_second: int) -> float:
+    """Two-sided exact McNemar test: of the examples exactly one model got right, is the split
+    between the two models more uneven than a fair coin would make it?"""
+    n = only_first + only_second
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_first, only_second) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired_average_p(
+    reference: Sequence[bool], other: Sequence[bool], languages: Sequence[str]
+) -> float:
+    """Two-sided p-value of the change in macro-averaged accuracy (each language weighs the
+    same): a z-test on the sum of per-language paired differences, whose variance is estimated
+    from the examples the two models disagree on."""
+    delta = variance = 0.0
+    for indices in by_language(languages).values():
+        n = len(indices)
+        gain = sum(1 for i in indices if other[i] and not reference[i]) / n
+        loss = sum(1 for i in indices if reference[i] and not other[i]) / n
+        delta += gain - loss
+        variance += (gain + loss - (gain - loss) ** 2) / n
+    if variance <= 0:
+        return 1.0 if delta == 0 else 0.0
+    z = abs(delta) / math.sqrt(variance)
+    return math.erfc(z / math.sqrt(2))
+
+
+def paired_language_p(
+    reference: Sequence[bool], other: Sequence[bool], languages: Sequence[str]
+) -> dict[str, float]:
+    """Per language, the exact McNemar p-value of `other` against `reference` (right/wrong per
+    example, on the same examples)."""
+    counts: dict[str, list[int]] = {}
+    for ref, oth, language in zip(reference, other, languages, strict=True):
+        pair = counts.setdefault(language, [0, 0])
+        pair[0] += int(ref and not oth)
+        pair[1] += int(oth and not ref)
+    return {language: mcnemar_p(*pair) for language, pair in sorted(counts.items())}
 
 
 def aggregate(scores: Mapping[str, LanguageScore]) -> Aggregate:
@@ -242,9 +333,11 @@ def change(
     accuracy_value: float,
     f1_value: float,
     entity_f1: tuple[float, float] | None = None,
+    p_value: float | None = None,
 ) -> Change:
     """The delta and retention of one score pair against the reference model's;
-    `entity_f1` is (reference, value) of a token classifier's entity F1."""
+    `entity_f1` is (reference, value) of a token classifier's entity F1, `p_value` the paired
+    test's for the accuracy change."""
     return Change(
         accuracy_delta=accuracy_value - reference_accuracy,
         macro_f1_delta=f1_value - reference_f1,
@@ -252,6 +345,7 @@ def change(
         macro_f1_retention=retention(reference_f1, f1_value),
         f1_delta=entity_f1[1] - entity_f1[0] if entity_f1 else None,
         f1_retention=retention(*entity_f1) if entity_f1 else None,
+        p_value=p_value,
     )
 
 
@@ -261,9 +355,12 @@ def retention(reference: float, value: float) -> float | None:
 
 
 def compare_languages(
-    reference: Mapping[str, LanguageScore], scores: Mapping[str, LanguageScore]
+    reference: Mapping[str, LanguageScore],
+    scores: Mapping[str, LanguageScore],
+    p_values: Mapping[str, float] | None = None,
 ) -> dict[str, Change]:
-    """Per-language change of `scores` against `reference` (both over the same languages)."""
+    """Per-language change of `scores` against `reference` (both over the same languages),
+    with the paired test's p-value of each when given."""
     if set(reference) != set(scores):
         raise ValueError("models were scored on different languages")
     return {
@@ -273,18 +370,20 @@ def compare_languages(
             scores[language].accuracy,
             scores[language].macro_f1,
             _pair(reference[language].f1, scores[language].f1),
+            (p_values or {}).get(language),
         )
         for language in sorted(scores)
     }
 
 
-def compare_average(reference: Aggregate, other: Aggregate) -> Change:
+def compare_average(reference: Aggregate, other: Aggregate, p_value: float | None = None) -> Change:
     return change(
         reference.average_accuracy,
         reference.average_macro_f1,
         other.average_accuracy,
         other.average_macro_f1,
         _pair(reference.average_f1, other.average_f1),
+        p_value,
     )
 
 

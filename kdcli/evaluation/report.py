@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kdcli.core.errors import KdcliError
 from kdcli.data.splits import Examples
@@ -21,23 +21,34 @@ from kdcli.evaluation.metrics import (
     aggregate_tokens,
     compare_average,
     compare_languages,
+    paired_average_p,
+    paired_language_p,
     score_languages,
     score_token_languages,
 )
 from kdcli.files.provenance import lineage, read_provenance
 
+if TYPE_CHECKING:
+    from kdcli.core.machine import MachineState
+
 
 @dataclass(frozen=True)
 class Speed:
-    """Inference speed on this machine, tokenization excluded: the median latency of one text
-    at a time over `samples` texts, and throughput at `batch_size` (threads None: the runtime's
-    default)."""
+    """Inference speed on this machine, tokenization excluded: the latency of one text at a time
+    (per round the median over `samples` texts) and throughput at `batch_size`, each the median
+    of `rounds` rounds interleaved with the other models, with the fastest and slowest round
+    (threads None: the runtime's default)."""
 
     latency_ms: float
     throughput: float
     batch_size: int
     samples: int
     threads: int | None
+    latency_low_ms: float | None = None  # the fastest and slowest of the timing rounds
+    latency_high_ms: float | None = None
+    throughput_low: float | None = None
+    throughput_high: float | None = None
+    rounds: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +124,7 @@ class EvalReport:
     notes: list[str] = field(default_factory=list)
     task: str = "sequence-classification"
     words: list[list[str]] | None = field(default=None, repr=False)
+    machine: MachineState | None = None  # what --speed measured on
 
     @property
     def language_names(self) -> list[str]:
@@ -133,6 +145,7 @@ class EvalReport:
             "n": len(self.gold),
             "models": [m.to_dict() for m in self.models],
             "notes": list(self.notes),
+            "machine": self.machine.to_dict() if self.machine else None,
         }
 
 
@@ -151,13 +164,17 @@ class ModelRun:
 
 
 def build_report(
-    examples: Examples, runs: Sequence[ModelRun], notes: Sequence[str] = ()
+    examples: Examples,
+    runs: Sequence[ModelRun],
+    notes: Sequence[str] = (),
+    machine: MachineState | None = None,
 ) -> EvalReport:
     """Score every run per language and compare each with the first. Pure: no models needed.
     `notes` (about the run, e.g. a --max-length cut) follow the data's own notes."""
     if not runs:
         raise ValueError("no model runs to report")
     results: list[EvalResult] = []
+    right: list[list[bool]] = []
     for run in runs:
         type_f1 = None
         if examples.tags is not None:
@@ -173,6 +190,12 @@ def build_report(
             scores = score_languages(examples.labels, run.predictions, examples.languages)
             summary = aggregate(scores)
         first = results[0] if results else None
+        languages_p = average_p = None
+        if examples.tags is None:  # paired tests on right/wrong per example: sequence labels
+            right.append([p == g for p, g in zip(run.predictions, examples.labels, strict=True)])
+        if first is not None and examples.tags is None:
+            languages_p = paired_language_p(right[0], right[-1], examples.languages)
+            average_p = paired_average_p(right[0], right[-1], examples.languages)
         results.append(
             EvalResult(
                 name=run.name,
@@ -183,8 +206,10 @@ def build_report(
                 params=run.params,
                 size_bytes=run.size_bytes,
                 predictions=list(run.predictions),
-                changes=compare_languages(first.languages, scores) if first else None,
-                average_change=compare_average(first.summary, summary) if first else None,
+                changes=compare_languages(first.languages, scores, languages_p) if first else None,
+                average_change=(
+                    compare_average(first.summary, summary, average_p) if first else None
+                ),
                 speed=run.speed,
                 seconds=run.seconds,
                 lineage=_lineage(run.path),
@@ -202,6 +227,7 @@ def build_report(
         notes=[*examples.notes, *notes],
         task=examples.task,
         words=examples.words,
+        machine=machine,
     )
 
 

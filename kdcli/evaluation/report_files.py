@@ -46,6 +46,11 @@ CSV_COLUMNS = (
     "f1",
     "f1_delta",
     "f1_retention",
+    # sequence classification only (empty for token classification)
+    "accuracy_low",  # the accuracy's 95% Wilson interval
+    "accuracy_high",
+    "accuracy_delta_p",  # paired test of the change vs the first model
+    "accuracy_delta_significant",
 )
 
 
@@ -169,7 +174,16 @@ def report_csv(report: EvalReport) -> str:
             change = result.changes[language] if result.changes else None
             entity = (score.precision, score.recall, score.f1)
             writer.writerow(
-                _csv_row(result, language, score.n, score.accuracy, score.macro_f1, change, entity)
+                _csv_row(
+                    result,
+                    language,
+                    score.n,
+                    score.accuracy,
+                    score.macro_f1,
+                    change,
+                    entity,
+                    score.interval,
+                )
             )
         s = result.summary
         writer.writerow(
@@ -196,9 +210,12 @@ def _csv_row(
     macro_f1: float | None,
     change: Change | None,
     entity: tuple[float | None, float | None, float | None] = (None, None, None),
+    interval: tuple[float, float] | None = None,
 ) -> list[object]:
     def number(value: float | None) -> object:
         return "" if value is None else repr(float(value))
+
+    significant = change.significant if change else None
 
     return [
         result.name,
@@ -215,6 +232,10 @@ def _csv_row(
         *(number(value) for value in entity),
         number(change.f1_delta if change else None),
         number(change.f1_retention if change else None),
+        number(interval[0] if interval else None),
+        number(interval[1] if interval else None),
+        number(change.p_value if change else None),
+        "" if significant is None else str(significant).lower(),
     ]
 
 
@@ -239,7 +260,8 @@ def report_markdown(report: EvalReport) -> str:
     facts_header = ["", *(m.name for m in report.models)]
     lines = [
         f"Split `{report.split}` of `{report.data}`: {first} and {second} in %; "
-        f"for later models, (change in points vs {report.models[0].name}, retention).",
+        f"for later models, (change in points vs {report.models[0].name}, retention)."
+        + _markdown_noise_text(report),
         "",
         _md_line(header),
         _md_line(["---", "---:"] + ["---:"] * (2 * len(report.models))),
@@ -250,7 +272,18 @@ def report_markdown(report: EvalReport) -> str:
         *(_md_line([label, *cells]) for label, cells in facts_rows(report.models)),
         *_markdown_type_rows(report),
     ]
+    speed = speed_line(report)
+    lines += ["", speed] if speed else []
     return "\n".join(lines) + "\n"
+
+
+def _markdown_noise_text(report: EvalReport) -> str:
+    if report.task == "token-classification":  # intervals and paired tests: accuracy only
+        return ""
+    return (
+        " Accuracy with its 95% interval [low–high]; *n.s.*: the change is not significant "
+        "(p ≥ 0.05, paired test on the same examples), it may be noise."
+    )
 
 
 def _markdown_type_rows(report: EvalReport) -> list[str]:
@@ -287,18 +320,27 @@ def _markdown_language_row(report: EvalReport, language: str) -> list[str]:
     for result in report.models:
         score = result.languages[language]
         change = result.changes[language] if result.changes else None
-        row += score_cells(score.first, score.second, change)
+        row += score_cells(score.first, score.second, change, score.interval)
     return row
 
 
-def score_cells(first: float, second: float, change: Change | None) -> list[str]:
+def score_cells(
+    first: float,
+    second: float,
+    change: Change | None,
+    interval: tuple[float, float] | None = None,
+) -> list[str]:
     """Plain-text cells of the two headline scores (accuracy and macro-F1; token
-    classification: entity F1 and word accuracy), with the change vs the first model."""
+    classification: entity F1 and word accuracy): the first's 95% interval when given, and
+    the change vs the first model when there is one, marked n.s. when it is not significant."""
+    shown = percent(first)
+    if interval is not None:
+        shown += f" [{percent(interval[0])}–{percent(interval[1])}]"
     if change is None:
-        return [percent(first), percent(second)]
+        return [shown, percent(second)]
+    noise = ", n.s." if change.significant is False else ""
     return [
-        f"{percent(first)} ({points(change.first_delta)}, "
-        f"{retention_text(change.first_retention)})",
+        f"{shown} ({points(change.first_delta)}, {retention_text(change.first_retention)}{noise})",
         f"{percent(second)} ({points(change.second_delta)})",
     ]
 
@@ -342,6 +384,11 @@ def facts_rows(models: list[EvalResult]) -> list[tuple[str, list[str]]]:
                     lambda v: f"{v:.2f} ms",
                     "faster",
                     "slower",
+                    lambda m: (
+                        _spread(m.speed.latency_low_ms, m.speed.latency_high_ms, m.speed.latency_ms)
+                        if m.speed
+                        else ""
+                    ),
                 ),
             )
         )
@@ -355,10 +402,33 @@ def facts_rows(models: list[EvalResult]) -> list[tuple[str, list[str]]]:
                     lambda v: f"{1 / v:,.0f}/s",
                     "faster",
                     "slower",
+                    lambda m: (
+                        _spread(m.speed.throughput_low, m.speed.throughput_high, m.speed.throughput)
+                        if m.speed
+                        else ""
+                    ),
                 ),
             )
         )
     return rows
+
+
+def _spread(low: float | None, high: float | None, middle: float) -> str:
+    """` ±6%`: half the range between the fastest and slowest timing round."""
+    if low is None or high is None or middle <= 0:
+        return ""
+    return f" ±{100 * (high - low) / 2 / middle:.0f}%"
+
+
+def speed_line(report: EvalReport) -> str | None:
+    """How the speed rows were measured, and on what (None without --speed)."""
+    timed = [m.speed for m in report.models if m.speed]
+    if not timed or report.machine is None:
+        return None
+    return (
+        f"Speed: median of {timed[0].rounds} rounds interleaved across the models (± half the "
+        f"range between the fastest and slowest round), on {report.machine.describe()}."
+    )
 
 
 def _compared(
@@ -367,6 +437,7 @@ def _compared(
     text: Callable[[Any], str],
     better: str,
     worse: str,
+    extra: Callable[[EvalResult], str] | None = None,
 ) -> list[str]:
     """One cell per model; later models add `(Nx better|worse)` against the first, where a
     smaller value is better (fewer parameters, fewer bytes, fewer milliseconds)."""
@@ -377,7 +448,7 @@ def _compared(
         if own is None:
             cells.append("")
             continue
-        cell = text(own)
+        cell = text(own) + (extra(model) if extra else "")
         if index and reference and own and own != reference:
             ratio, word = (reference / own, better) if own < reference else (own / reference, worse)
             cell += f" ({ratio:.1f}x {word})"

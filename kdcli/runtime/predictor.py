@@ -18,7 +18,7 @@ import math
 import statistics
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -68,12 +68,29 @@ class OrtSettings:
 
 @dataclass(frozen=True)
 class Latency:
-    """Median forward-pass times (tokenization excluded) on the given texts."""
+    """Forward-pass times (tokenization excluded) on the given texts, timed in `rounds`
+    interleaved with the other models measured: the median of the rounds, and the fastest and
+    slowest round (the spread: how much to trust the median)."""
 
-    batch1_ms: float  # one text at a time, median over texts
-    batch_ms: float  # one batch of `batch_size` texts, median over repeats
+    batch1_ms: float  # one text at a time: per round the median over texts; median of rounds
+    batch_ms: float  # one batch of `batch_size` texts: median of rounds
     batch_size: int
-    texts_per_s: float  # throughput at `batch_size`
+    texts_per_s: float  # throughput at `batch_size`, from batch_ms
+    batch1_low_ms: float = 0.0
+    batch1_high_ms: float = 0.0
+    batch_low_ms: float = 0.0
+    batch_high_ms: float = 0.0
+    rounds: int = 1
+
+    @property
+    def spread(self) -> float:
+        """The larger relative gap between the fastest and slowest round (batch 1 or batch)."""
+        from kdcli.core.machine import spread
+
+        return max(
+            spread(self.batch1_low_ms, self.batch1_high_ms, self.batch1_ms),
+            spread(self.batch_low_ms, self.batch_high_ms, self.batch_ms),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,16 +212,62 @@ class Predictor(ABC):
         repeats: int = 5,
         single_texts: int = 32,
     ) -> Latency:
-        """Batch-1 median latency over up to `single_texts` texts, and batch throughput."""
+        """Batch-1 latency over up to `single_texts` texts, and batch throughput, in `repeats`
+        rounds (see `measure_latency`, which times several models side by side)."""
+        timed = measure_latency(
+            {"model": self}, texts, batch_size, max_length, repeats, single_texts
+        )
+        return timed["model"]
+
+
+def measure_latency(
+    predictors: Mapping[str, Predictor],
+    texts: Sequence[str],
+    batch_size: int = 32,
+    max_length: int = 128,
+    rounds: int = 5,
+    single_texts: int = 32,
+) -> dict[str, Latency]:
+    """Time several models in interleaved rounds: in every round each model runs its batch-1
+    texts and one batch, the order reversed every other round. A machine that gets busier or
+    quieter while measuring then slows every model alike, so their ratios hold, and the spread
+    over rounds shows how steady the machine was."""
+    if not texts:
+        raise KdcliError("latency needs at least one text")
+    rounds = max(1, rounds)
+    singles: dict[str, list[Batch]] = {}
+    full: dict[str, Batch] = {}
+    for name, predictor in predictors.items():
         _check_batching(batch_size, max_length)
-        if not texts:
-            raise KdcliError("latency needs at least one text")
-        singles = [self.encode([text], 1, max_length)[0].inputs for text in texts[:single_texts]]
+        singles[name] = [
+            predictor.encode([text], 1, max_length)[0].inputs for text in texts[:single_texts]
+        ]
         batch_texts = [texts[i % len(texts)] for i in range(batch_size)]
-        full = self.encode(batch_texts, batch_size, max_length)[0].inputs
-        batch1 = statistics.median(time_forward(self, inputs, repeats=1)[0] for inputs in singles)
-        batch_ms = statistics.median(time_forward(self, full, repeats=repeats))
-        return Latency(batch1, batch_ms, batch_size, batch_size * 1000.0 / batch_ms)
+        full[name] = predictor.encode(batch_texts, batch_size, max_length)[0].inputs
+        time_forward(predictor, full[name], repeats=0, warmup=1)  # first-call costs untimed
+    one: dict[str, list[float]] = {name: [] for name in predictors}
+    batch: dict[str, list[float]] = {name: [] for name in predictors}
+    names = list(predictors)
+    for index in range(rounds):
+        for name in names if index % 2 == 0 else names[::-1]:
+            predictor = predictors[name]
+            times = [time_forward(predictor, x, repeats=1, warmup=0)[0] for x in singles[name]]
+            one[name].append(statistics.median(times))
+            batch[name] += time_forward(predictor, full[name], repeats=1, warmup=0)
+    return {
+        name: Latency(
+            batch1_ms=statistics.median(one[name]),
+            batch_ms=statistics.median(batch[name]),
+            batch_size=batch_size,
+            texts_per_s=batch_size * 1000.0 / statistics.median(batch[name]),
+            batch1_low_ms=min(one[name]),
+            batch1_high_ms=max(one[name]),
+            batch_low_ms=min(batch[name]),
+            batch_high_ms=max(batch[name]),
+            rounds=rounds,
+        )
+        for name in names
+    }
 
 
 def time_forward(

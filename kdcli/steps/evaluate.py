@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +40,12 @@ from kdcli.files.model_dirs import (
 )
 
 if TYPE_CHECKING:
-    from kdcli.runtime.predictor import Predictor
+    from kdcli.core.machine import MachineState
+    from kdcli.runtime.predictor import Latency, Predictor
 
 SPEED_BATCH = 32  # the throughput batch size the report promises
 LATENCY_TEXTS = 32  # single-text forward passes whose median is the latency
+SPEED_ROUNDS = 5  # interleaved timing rounds: the report gives their median and spread
 
 
 @dataclass(frozen=True)
@@ -147,16 +149,69 @@ def evaluate(config: EvalConfig, progress: ProgressCallback | None = None) -> Ev
             value=config.data,
             fix="evaluate them on data of their task",
         )
+    notes: list[str] = []
     for check in checks:
-        known = {label: i for i, label in enumerate(check.labels)}
-        (tag_ids if examples.tags is not None else label_ids)(examples, known, check.reference)
+        if examples.tags is not None:  # a tag the model lacks breaks the spans it scores
+            tag_ids(examples, {tag: i for i, tag in enumerate(check.labels)}, check.reference)
+        elif note := _unknown_labels(examples, check):
+            notes.append(note)
     names = unique_names([c.reference for c in checks], [c.kind for c in checks])
     _, note = clamp_max_length(config.max_length, {c.reference: c.config for c in checks})
-    runs = [
-        _run_model(check.reference, name, examples, config, options, progress)
-        for check, name in zip(checks, names, strict=True)
-    ]
-    return build_report(examples, runs, notes=[note] if note else [])
+    notes += [note] if note else []
+    runs, predictors = [], {}
+    for check, name in zip(checks, names, strict=True):
+        run, predictor = _run_model(check.reference, name, examples, config, options, progress)
+        runs.append(run)
+        if config.speed:  # kept, to be timed side by side once every model has run
+            predictors[name] = predictor
+    machine = None
+    if config.speed:
+        runs, machine, warning = _time_models(runs, predictors, examples, config, progress)
+        notes += [warning] if warning else []
+    return build_report(examples, runs, notes=notes, machine=machine)
+
+
+def _time_models(
+    runs: list[ModelRun],
+    predictors: dict[str, Predictor],
+    examples: Examples,
+    config: EvalConfig,
+    progress: ProgressCallback | None,
+) -> tuple[list[ModelRun], MachineState, str | None]:
+    """Every model timed in interleaved rounds (so a machine that gets busier slows them all
+    alike), and what the machine was doing meanwhile."""
+    from kdcli.core.machine import load_average, machine_state, speed_warning
+    from kdcli.runtime.predictor import measure_latency
+
+    report(progress, "time models", 0, None)
+    texts = speed_texts(examples, max(LATENCY_TEXTS, SPEED_BATCH))
+    load = load_average()
+    timed = measure_latency(
+        predictors, texts, SPEED_BATCH, config.max_length, SPEED_ROUNDS, LATENCY_TEXTS
+    )
+    machine = machine_state(load)
+    speeds = {name: _speed(latency, len(texts), config) for name, latency in timed.items()}
+    warning = speed_warning(machine, max(latency.spread for latency in timed.values()))
+    return [replace(run, speed=speeds[run.name]) for run in runs], machine, warning
+
+
+def _unknown_labels(examples: Examples, check: ModelCheck) -> str | None:
+    """A note when the data has labels the model does not know: it cannot predict them, so their
+    examples count as its errors and the report is still made. A model that knows none of the
+    data's labels is for other data: an error."""
+    known = set(check.labels)
+    unknown = sorted(set(examples.labels) - known)
+    if not unknown:
+        return None
+    if not known & set(examples.labels):
+        label_ids(examples, {label: i for i, label in enumerate(check.labels)}, check.reference)
+    count = sum(1 for label in examples.labels if label in set(unknown))
+    shown = ", ".join(unknown[:8]) + (f" (+{len(unknown) - 8} more)" if len(unknown) > 8 else "")
+    return (
+        f"{check.reference} does not know the label{'s' if len(unknown) > 1 else ''} {shown}: "
+        f"its {count} {examples.split} example{'s' if count > 1 else ''} with "
+        f"{'them' if len(unknown) > 1 else 'it'} count as errors"
+    )
 
 
 def _task(config: EvalConfig, checks: Sequence[ModelCheck]) -> str:
@@ -214,8 +269,8 @@ def _run_model(
     config: EvalConfig,
     options: LoadOptions,
     progress: ProgressCallback | None,
-) -> ModelRun:
-    """Load one model, predict the whole split once (and time it with --speed), release it."""
+) -> tuple[ModelRun, Predictor]:
+    """Load one model and predict the whole split once; returns the run and the model."""
     from kdcli.runtime.predictor import open_predictor
 
     started = time.perf_counter()
@@ -233,30 +288,30 @@ def _run_model(
     else:
         logits = predictor.logits(examples.texts, **batches)  # type: ignore[arg-type]
         predicted = [predictor.id2label[int(i)] for i in logits.argmax(axis=-1)]
-    speed = _measure_speed(predictor, examples, config) if config.speed else None
-    return ModelRun(
+    run = ModelRun(
         name=name,
         path=reference,
         kind=predictor.kind,
         predictions=predicted,
         params=int(predictor.num_parameters or 0),
         size_bytes=predictor.size_bytes,
-        speed=speed,
         seconds=time.perf_counter() - started,
     )
+    return run, predictor
 
 
-def _measure_speed(predictor: Predictor, examples: Examples, config: EvalConfig) -> Speed:
-    texts = speed_texts(examples, max(LATENCY_TEXTS, SPEED_BATCH))
-    latency = predictor.latency(
-        texts, batch_size=SPEED_BATCH, max_length=config.max_length, single_texts=LATENCY_TEXTS
-    )
+def _speed(latency: Latency, texts: int, config: EvalConfig) -> Speed:
     return Speed(
         latency_ms=latency.batch1_ms,
         throughput=latency.texts_per_s,
         batch_size=latency.batch_size,
-        samples=min(LATENCY_TEXTS, len(texts)),
+        samples=min(LATENCY_TEXTS, texts),
         threads=config.threads,
+        latency_low_ms=latency.batch1_low_ms,
+        latency_high_ms=latency.batch1_high_ms,
+        throughput_low=latency.batch_size * 1000.0 / latency.batch_high_ms,
+        throughput_high=latency.batch_size * 1000.0 / latency.batch_low_ms,
+        rounds=latency.rounds,
     )
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdcli.core.errors import CheckFailedError, KdcliError, one_line, option_ref
+from kdcli.core.machine import MachineState, load_average, machine_state, speed_warning
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.core.results import JsonResult
 from kdcli.core.validation import (
@@ -61,6 +62,7 @@ from kdcli.runtime.predictor import (
     OnnxPredictor,
     Predictor,
     TorchPredictor,
+    measure_latency,
 )
 from kdcli.surgery.architectures import Architecture, family_of, supported_model_types
 
@@ -164,6 +166,7 @@ class ExportResult(JsonResult):
     passed: bool
     seconds: float
     notes: list[str] = field(default_factory=list)
+    machine: MachineState | None = None  # what the latencies were measured on
 
 
 @dataclass(frozen=True)
@@ -360,8 +363,9 @@ def _build(
         report(progress, "quantize int8", 0, None)
         int8, quantization = _int8(config, traced, tmp, reference, text, model_config, arch)
     plain.unlink(missing_ok=True)
-    unseen = _unseen_languages(torch_model, text, read_provenance(ref.path), config.max_length)
-    notes += _unseen_note(unseen)
+    reasons = _unseen_reasons(torch_model, text, read_provenance(ref.path), config.max_length)
+    unseen = sorted(reasons)
+    notes += _unseen_note(reasons)
     verification = Verification(
         text.source,
         len(text.texts),
@@ -371,7 +375,13 @@ def _build(
         int8,
         fp32.passed and (int8 is None or int8.passed),
     )
-    latency = _latency(config, torch_model, tmp, text, progress) if config.latency else {}
+    latency, machine = {}, None
+    if config.latency:
+        load = load_average()
+        latency = _latency(config, torch_model, tmp, text, progress)
+        machine = machine_state(load)
+        warning = speed_warning(machine, max(t.spread for t in latency.values()))
+        notes += [warning] if warning else []
     return ExportResult(
         out=tmp,
         source=ref.name,
@@ -389,6 +399,7 @@ def _build(
         passed=verification.passed,
         seconds=0.0,
         notes=notes,
+        machine=machine,
     )
 
 
@@ -556,8 +567,24 @@ def _unseen_languages(
     max_length: int,
 ) -> list[str]:
     """Languages outside the model's training data (kdcli.json) or its vocabulary (<unk> text)."""
+    return sorted(_unseen_reasons(torch_model, text, record, max_length))
+
+
+def _unseen_reasons(
+    torch_model: TorchPredictor,
+    text: VerifyText,
+    record: dict[str, Any] | None,
+    max_length: int,
+) -> dict[str, str]:
+    """Why each unseen language is unseen: not in the training data, or mostly unknown tokens
+    (a language it was trained on can still be one its tokenizer cannot read: zh-CN with an
+    English WordPiece vocabulary)."""
     trained = _trained_languages(record)
-    unseen = {lang for lang in text.languages if trained is not None and lang not in trained}
+    reasons = {
+        lang: "not in its training data"
+        for lang in text.languages
+        if trained is not None and lang not in trained
+    }
     tokenizer = torch_model.tokenizer
     unk = tokenizer.unk_token_id
     if unk is not None:
@@ -569,26 +596,32 @@ def _unseen_languages(
             counts = totals.setdefault(language, [0, 0])
             counts[0] += sum(1 for i in ids if i == unk)
             counts[1] += len(ids)
-        unseen |= {lang for lang, (unks, n) in totals.items() if n and unks / n > UNSEEN_UNK_RATE}
-    return sorted(unseen)
+        for lang, (unks, n) in totals.items():
+            if n and unks / n > UNSEEN_UNK_RATE:
+                reasons[lang] = f"{unks / n:.0%} {tokenizer.unk_token} tokens"
+    return dict(sorted(reasons.items()))
 
 
-def _unseen_note(unseen: list[str]) -> list[str]:
-    if not unseen:
+def _unseen_note(reasons: dict[str, str]) -> list[str]:
+    if not reasons:
         return []
+    shown = "; ".join(f"{lang}: {why}" for lang, why in reasons.items())
+    count = len(reasons)
     return [
-        f"the verification text includes {len(unseen)} language(s) this model has not seen "
-        f"({', '.join(unseen)}): they are verified all the same, but agreement there says "
+        f"the verification text includes {count} language{'s' if count > 1 else ''} this model "
+        f"has not seen ({shown}): they are verified all the same, but agreement there says "
         "nothing about accuracy"
     ]
 
 
 def _trained_languages(record: dict[str, Any] | None) -> set[str] | None:
     """The languages of the newest training stage in the model's lineage, if kdcli made it."""
+    from kdcli.files.provenance import entry_field
+
     for entry in lineage_entries(record):
-        data = entry.get("data")
-        if isinstance(data, dict) and data.get("train_languages"):
-            return set(data["train_languages"])
+        languages = entry_field(entry, "data", "train_languages")
+        if isinstance(languages, list) and languages:
+            return {str(lang) for lang in languages}
     return None
 
 
@@ -607,10 +640,8 @@ def _latency(
     ]
     if (tmp / ONNX_INT8_FILE).is_file():
         predictors.append(("onnx-int8", OnnxPredictor(tmp / ONNX_INT8_FILE, config.threads)))
-    return {
-        kind: predictor.latency(text.texts, batch_size=32, max_length=config.max_length)
-        for kind, predictor in predictors
-    }
+    # interleaved rounds: a machine that gets busier slows all three alike
+    return measure_latency(dict(predictors), text.texts, 32, config.max_length)
 
 
 def _record(config: ExportConfig, ref: ModelRef, result: ExportResult) -> dict[str, Any]:
