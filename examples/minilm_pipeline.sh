@@ -29,7 +29,7 @@ run() { echo "+ $*" >&2; "$@"; }
 run kdcli finetune "$MINILM" --data "$DATA" --out "$OUT/teacher" --config "$RECIPE" \
     --overwrite --quiet --json "$OUT/teacher.json"
 
-# students: 3 of the teacher's 6 layers (0, 2, 5), copied; and the same shape, random
+# students: 3 of the teacher's 6 layers (0, 3, 5), copied; and the same shape, random
 run kdcli shrink "$OUT/teacher" --num-layers 3 --out "$OUT/student-copy" --overwrite --quiet
 run kdcli shrink "$OUT/teacher" --num-layers 3 --random-init --seed 42 \
     --out "$OUT/student-random" --overwrite --quiet

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -234,3 +235,106 @@ def test_json_dash_writes_the_result_to_stdout(cli, make_teacher, tmp_path):
     )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["kept_layers"] == [0, 3]
+
+
+# --- things a user hits in the first hour (issue 14) ---------------------------------------------
+
+_INTERRUPTED_RUN = """
+import os, signal, threading, time
+
+import kdcli.steps.evaluate
+
+
+def test_first(cli, monkeypatch):
+    monkeypatch.setattr(kdcli.steps.evaluate, "evaluate", lambda *a, **k: time.sleep(60))
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # the user's Ctrl-C
+    cli("eval", "model", "--data", "data")
+
+
+def test_second():
+    pass
+"""
+
+
+def test_ctrl_c_stops_the_test_run(tmp_path):
+    """kdcli turns Ctrl-C into exit code 130; run in-process by the `cli` fixture, that must
+    stop pytest (make test) rather than fail one test and go on to the next."""
+    conftest = Path(__file__).parent / "conftest.py"
+    (tmp_path / "conftest.py").write_text(
+        "import importlib.util, sys\n"
+        f"sys.path.insert(0, {str(conftest.parent)!r})\n"
+        f"spec = importlib.util.spec_from_file_location('kdcli_conftest', {str(conftest)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "cli = module.cli\n"
+    )
+    (tmp_path / "test_run.py").write_text(_INTERRUPTED_RUN)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr  # pytest's "interrupted"
+    assert "KeyboardInterrupt" in run.stdout and "test_second" not in run.stdout
+
+
+def test_help_shows_arguments_as_users_write_them(cli):
+    result = cli("eval", "--help")
+    assert "Usage: kdcli eval [OPTIONS] MODEL..." in result.stdout
+    assert "{MODEL}" not in result.stdout and "<list[str]>" not in result.stdout
+    assert "Usage: kdcli shrink [OPTIONS] SOURCE\n" in cli("shrink", "--help").stdout
+
+
+def test_counts_are_plural_only_when_they_should_be():
+    from kdcli.cli.render import plural
+
+    assert plural(1, "epoch") == "1 epoch" and plural(30, "step") == "30 steps"
+    assert plural(1234, "training example") == "1,234 training examples"
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """The CLI's console as an 80-column terminal, recording what it prints."""
+    import io
+
+    from rich.console import Console
+
+    from kdcli.cli import render
+
+    fake = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
+    monkeypatch.setattr(render, "console", fake)
+    return fake
+
+
+def test_notes_and_next_steps_wrap_at_words_in_a_terminal(terminal):
+    from kdcli.cli import render
+
+    words = [f"word{i:02d}-{'x' * (i % 7)}" for i in range(40)]
+    render.note(" ".join(words))
+    command = "kdcli eval " + " ".join(f"/some/long/folder/model-{i}" for i in range(6))
+    render.next_step("evaluated " + " ".join(words[:20]), command + "  # a comment")
+    lines = terminal.file.getvalue().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    printed = " ".join(" ".join(lines).split())
+    for word in words:
+        assert word in printed  # never cut inside a word
+    commands = [line for line in lines if line.rstrip().endswith("\\")]
+    assert len(commands) >= 2  # the command continues over lines the shell joins back
+    joined = " ".join(line.strip().removeprefix("next:").strip(" \\") for line in lines[-6:])
+    assert command in " ".join(joined.split())
+
+
+def test_progress_bars_keep_the_step_count_and_time_left_at_80_columns(terminal):
+    from kdcli.cli import render
+    from kdcli.core.progress import ProgressEvent
+
+    info = {"epoch": 2, "loss": 1.2345678, "ce": 1.1234, "kd": 0.2345, "samples/s": 123.45}
+    with render.progress_bars(True) as update:
+        update(ProgressEvent("train", 1200, 3000, info))
+        update(ProgressEvent("train", 1201, 3000, info))
+    shown = terminal.file.getvalue().split("\r")[-2]
+    # the step count, the time spent and the time left stay whole; the live numbers give way
+    assert re.search(r"1201/3000 \d:\d\d:\d\d (-:--:--|\d:\d\d:\d\d)", shown), shown
+    assert "epoch 2" in shown

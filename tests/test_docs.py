@@ -37,3 +37,25 @@ def test_readme_names_the_setup_and_test_commands():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "make demo" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_uniform_layer_rounding_is_documented_as_the_code_does_it():
+    from kdcli.surgery.selection import uniform_layers
+
+    assert uniform_layers(3, 6) == [0, 3, 5]  # half up: numpy's round would give 0, 2, 5
+    assert uniform_layers(6, 12) == [0, 2, 4, 7, 9, 11]
+    method = (ROOT / "docs" / "method.md").read_text(encoding="utf-8")
+    cli = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    example = (ROOT / "examples" / "minilm_pipeline.sh").read_text(encoding="utf-8")
+    assert "6 → 3 keeps 0, 3, 5" in method and "for 6 → 3 `0,3,5`" in cli
+    assert "3 of the teacher's 6 layers (0, 3, 5)" in example
+    for text in (method, cli, example):
+        assert "0, 2, 5" not in text and "round(linspace" not in text
+
+
+def test_the_package_metadata_needs_no_deprecated_license_table():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["license"] == "Apache-2.0"  # SPDX: setuptools warns on a table
+    assert "setuptools>=77" in project["build-system"]["requires"]

@@ -505,3 +505,15 @@ def test_every_example_weighs_the_same_in_full_and_partial_accumulation_cycles()
     per_example = [recorder.grads[0] / sum(values[:4]), recorder.grads[1] / sum(values[4:7])]
     per_example.append(recorder.grads[2] / values[0])
     assert per_example == pytest.approx([0.25, 0.25, 0.25])  # 1 / (batch 2 x accumulation 2)
+
+
+def test_the_progress_bar_shows_the_current_epoch(encoder, tmp_path):
+    """Between two log lines the bar showed the epoch of the last one: late by up to an epoch."""
+    events = []
+    from kdcli.data.splits import DataConfig
+
+    data = DataConfig(str(MINI), samples_per_language=20)  # 100 examples: 7 batches of 16
+    train = train_config(epochs=2, batch_size=16, log_steps=100)
+    finetune(FinetuneConfig(str(encoder), data, tmp_path / "o", train), progress=events.append)
+    train = [e for e in events if e.task == "train" and e.done > 0]
+    assert train and all(e.info["epoch"] == (e.done - 1) // 7 + 1 for e in train)  # 7 steps each

@@ -6,8 +6,14 @@ Heavy libraries are imported inside the commands so `kdcli --help` stays fast. `
 console script; `python -m kdcli.cli` (`__main__.py`) runs it under torchrun / accelerate launch.
 """
 
+from typer.core import TyperCommand
+
 from kdcli.cli import distill, evaluate, export, finetune, shrink  # noqa: F401  (registers them)
-from kdcli.cli.app import app
+from kdcli.cli.app import KdcliCommand, app
+
+for _command in app.registered_commands:  # conventional help for arguments (see KdcliCommand)
+    if _command.cls in (None, TyperCommand):
+        _command.cls = KdcliCommand
 
 __all__ = ["app", "main"]
 

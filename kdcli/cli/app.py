@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from kdcli._version import __version__
 from kdcli.cli import render
@@ -74,6 +74,39 @@ class KdcliGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+class KdcliCommand(TyperCommand):
+    """Arguments in help as users read them: `kdcli eval [OPTIONS] MODEL...` and `MODEL...`,
+    without Typer's `{MODEL}` braces and Python types (`<list[str]>`)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = _argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_argument_name(param), record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument_name(param: Any) -> str:
+    name = param.metavar or param.name.upper()
+    return name + ("..." if param.nargs != 1 and not name.endswith("...") else "")
 
 
 def _kind(err: BaseException, name: str) -> bool:

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from kdcli.core.formatting import count_text as count
 from kdcli.core.formatting import size_text as size
@@ -44,16 +44,22 @@ def progress_bars(enabled: bool = True) -> Iterator[ProgressCallback | None]:
     if not enabled:
         yield None
         return
+    # In a narrow terminal the live numbers give way (cut with an ellipsis), never the step
+    # count or the time left, and the bar shrinks before either.
     bars = Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+        BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=5)),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        TimeElapsedColumn(table_column=Column(no_wrap=True)),
+        TimeRemainingColumn(table_column=Column(no_wrap=True)),
+        TextColumn(
+            "{task.fields[info]}",
+            table_column=Column(ratio=2, no_wrap=True, overflow="ellipsis"),
+        ),
         console=console,
         transient=True,
+        expand=True,
     )
     tasks: dict[str, TaskID] = {}
 
@@ -88,12 +94,50 @@ def error(message: str) -> None:
 
 
 def note(message: str) -> None:
-    console.print(f"[yellow]Note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    console.print(f"[yellow]Note:[/] {_wrapped(message, 6)}", highlight=False, soft_wrap=True)
 
 
 def next_step(done: str, command: str) -> None:
-    console.print(f"[green]✓[/] {done}", highlight=False, soft_wrap=True)
-    console.print(f"  next: [bold]{command}[/]", highlight=False, soft_wrap=True)
+    console.print(f"[green]✓[/] {_wrapped(done, 2)}", highlight=False, soft_wrap=True)
+    code, _, comment = command.partition("  # ")
+    lines = _command_lines(code.strip(), indent=8)
+    if comment.strip():
+        lines.append(" " * 8 + escape(f"# {comment.strip()}"))
+    text = "\n".join(lines)
+    console.print(f"  next: [bold]{text.lstrip()}[/]", highlight=False, soft_wrap=True)
+
+
+def _wrapped(text: str, indent: int) -> str:
+    """`text` wrapped at spaces to the terminal, continuation lines indented: the terminal
+    would otherwise break it mid-word. A word longer than a line (a path) stays whole."""
+    import textwrap
+
+    if not console.is_terminal:  # a log file or a pipe: one line per message, as written
+        return escape(text)
+    width = max(console.width - indent, 20)
+    lines = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
+    return ("\n" + " " * indent).join(escape(line) for line in lines)
+
+
+def _command_lines(command: str, indent: int) -> list[str]:
+    """A shell command cut at spaces into lines that end with ` \\`, so it still pastes into
+    a shell as one command."""
+    if not console.is_terminal:
+        return [" " * indent + escape(command)]
+    width = max(console.width - indent - 2, 20)
+    lines: list[str] = []
+    current = ""
+    for word in command.split(" "):
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    lines.append(current)
+    return [
+        " " * indent + escape(line) + (" \\" if index < len(lines) - 1 else "")
+        for index, line in enumerate(lines)
+    ]
 
 
 def export_summary(result: ExportResult) -> None:
@@ -427,10 +471,16 @@ def _training_summary(title: str, summary: TrainSummary) -> None:
     stopped = ", stopped early" if summary.stopped_early else ""
     resumed = f", resumed at step {summary.resumed_from}" if summary.resumed_from else ""
     console.print(
-        f"{summary.train_examples:,} training examples, {len(summary.languages)} languages, "
-        f"{summary.labels} labels; {summary.steps} steps in {summary.epochs} epochs{stopped}"
+        f"{plural(summary.train_examples, 'training example')}, "
+        f"{plural(len(summary.languages), 'language')}, {plural(summary.labels, 'label')}; "
+        f"{plural(summary.steps, 'step')} in {plural(summary.epochs, 'epoch')}{stopped}"
         f"{resumed}; kept epoch {summary.best_epoch} "
         f"(best dev {'accuracy' if f1 is None else 'entity F1'}); "
         f"{summary.samples_per_s:,.0f} samples/s, {summary.seconds:.1f} s",
         highlight=False,
     )
+
+
+def plural(number: int, noun: str) -> str:
+    """`1 epoch`, `30 steps`, `1,234 training examples`."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"

@@ -104,9 +104,10 @@ def _check_count(num_layers: int, num_teacher_layers: int, strategy: str) -> Non
 
 
 def uniform_layers(num_layers: int, num_teacher_layers: int) -> list[int]:
-    """Maximally spaced layers, first and last kept: round(linspace(0, L-1, n)).
+    """Maximally spaced layers, first and last kept: linspace(0, L-1, n) rounded half up.
 
-    For 12 -> 6 this gives 0,2,4,7,9,11, DistilBERT's own choice.
+    For 12 -> 6 this gives 0,2,4,7,9,11, DistilBERT's own choice; for 6 -> 3, 0,3,5 (numpy's
+    half-to-even round would give 0,2,5).
     """
     if num_layers == 1:
         return [0]

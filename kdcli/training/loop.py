@@ -386,6 +386,7 @@ class _Loop:
         for name, value in parts.items():
             state.log_sums[name] = state.log_sums.get(name, 0.0) + value
         state.log_count += 1
+        self.shown["epoch"] = state.epoch + 1  # the epoch now, not the one of the last log line
         if state.step % self.config.log_steps and state.step < self.plan.total_steps:
             # the bar keeps showing the last logged numbers between log lines
             report(self.progress, "train", state.step, self.plan.total_steps, **self.shown)
