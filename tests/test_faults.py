@@ -10,8 +10,10 @@ import contextlib
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,13 +48,13 @@ def encoder(tmp_path_factory) -> Path:
 
 
 @contextlib.contextmanager
-def small_disk(path: Path, size: str) -> Iterator[Path]:
+def small_disk(path: Path, size: str, options: str = "") -> Iterator[Path]:
     """A real filesystem of `size` at `path` (tmpfs; needs root): what a full disk does."""
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         pytest.skip("mounting a small filesystem needs root")
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}{options}", "tmpfs", str(path)],
         capture_output=True,
         check=False,
     )
@@ -354,6 +356,30 @@ def test_export_on_a_full_disk_is_not_blamed_on_the_model(cli, make_teacher, tmp
         line = one_line_error(result, code=1)
         assert f"no space left on device at {disk}" in line and "model type" not in line
         assert sorted(p.name for p in disk.iterdir()) == []
+
+
+def test_teacher_outputs_on_a_full_disk_leave_no_partial_cache(tmp_path):
+    import torch
+
+    from kdcli.cli.options import option_name
+    from kdcli.core.errors import DiskFullError
+    from kdcli.training import teacher_cache
+
+    outputs = teacher_cache.TeacherOutputs(torch.zeros(64, 5), {1: torch.zeros(4096, 32)}, None)
+    key = teacher_cache.CacheKey("t", "c", "i", (1,), False)
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        with pytest.raises(DiskFullError) as caught:
+            teacher_cache.save(outputs, disk / "cache" / "teacher.safetensors", key)
+        assert f"no space left on device at {disk / 'cache'}" in str(caught.value)
+        assert "--cache-dir" in caught.value.render(option_name)
+        assert list((disk / "cache").iterdir()) == []
+
+
+def test_an_output_in_a_read_only_folder_is_one_line(cli, make_teacher, tmp_path):
+    with small_disk(tmp_path / "ro", "64k", ",ro") as folder:
+        out = folder / "new" / "student"
+        line = one_line_error(cli("shrink", make_teacher("bert"), "--out", out))
+        assert f"cannot write {out}" in line and "Read-only file system" in line
 
 
 # --- --resume from a damaged checkpoint -------------------------------------------------------
@@ -673,3 +699,53 @@ def test_free_space_is_said_in_a_readable_unit(tmp_path, monkeypatch):
         teacher_cache.check_space(tmp_path, examples=1000, labels=10, tokens=10_000, widths=64)
     assert "need 1.3 MB but only 420.0 KB are free" in str(caught.value)
     assert "0.0 GB" not in str(caught.value)
+
+
+# --- real processes: two runs at once, a killed run and its resume (slow) -------------------------
+
+
+def _finetune_process(encoder: Path, out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    args = [sys.executable, "-m", "kdcli.cli", "finetune", str(encoder), "--data", str(MINI)]
+    args += ["--out", str(out), "--lr", "3e-3", "--batch-size", "8", "-q", *extra]
+    pipe = subprocess.PIPE
+    return subprocess.Popen(args, env=env, stdout=pipe, stderr=pipe, text=True)
+
+
+@pytest.mark.slow
+def test_two_real_runs_on_one_output_one_trains_the_other_exits_2(encoder, tmp_path):
+    out = tmp_path / "teacher"
+    first = _finetune_process(encoder, out, "--max-steps", "40", "--save-steps", "5")
+    while not (tmp_path / f".{out.name}.kdcli-lock").exists() and first.poll() is None:
+        time.sleep(0.05)
+    second = _finetune_process(encoder, out, "--max-steps", "40", "--overwrite")
+    _, err = second.communicate(timeout=300)
+    assert second.returncode == 2 and "being written by another kdcli run" in err
+    _, err = first.communicate(timeout=1200)
+    assert first.returncode == 0, err
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in lines if '"train"' in line]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))  # one run's log, in order
+    assert leftovers(tmp_path) == [] and not (tmp_path / "teacher.checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_and_cleans_up_after_itself(encoder, tmp_path):
+    out = tmp_path / "teacher"
+    area = tmp_path / "teacher.checkpoints"
+    steps = ("--max-steps", "150", "--save-steps", "3")  # long enough to be killed mid-training
+    run = _finetune_process(encoder, out, *steps)
+    while not any(area.glob("checkpoint-*[0-9]")) and run.poll() is None:
+        time.sleep(0.05)  # a checkpoint appears complete (written as *.tmp, then renamed)
+    os.kill(run.pid, signal.SIGKILL)  # no Ctrl-C handler runs: like a crash or the OOM killer
+    run.wait()
+    assert not out.exists(), "the run finished before it was killed: give it more steps"
+    stale = tmp_path / "teacher.tmp-killed"  # what a kill during the final rename leaves
+    stale.mkdir()
+    resumed = _finetune_process(encoder, out, *steps, "--resume")
+    _, err = resumed.communicate(timeout=1200)
+    assert resumed.returncode == 0, err
+    said = " ".join(err.split())
+    assert "temporary folder" in said and "teacher.tmp-killed" in said, said
+    assert (out / "model.safetensors").is_file() and not area.exists()
+    assert leftovers(tmp_path) == [] and not (tmp_path / ".teacher.kdcli-lock").exists()

@@ -163,9 +163,15 @@ def output_lock(out: Path, enabled: bool = True) -> Iterator[list[str]]:
         finally:
             _HELD[path] -= 1
         return
-    created = _make_parents(path.parent)
+    try:
+        created = _make_parents(path.parent)
+    except OSError as err:
+        raise _write_error(err, path.parent, out) from err
     try:
         handle = _acquire(path, out)
+    except OSError as err:
+        _remove_empty(created)
+        raise _write_error(err, path.parent, out) from err
     except BaseException:
         _remove_empty(created)
         raise
@@ -183,6 +189,16 @@ def output_lock(out: Path, enabled: bool = True) -> Iterator[list[str]]:
             _remove_empty(created)
 
 
+def _write_error(err: OSError, folder: Path, out: Path) -> Exception:
+    """A folder kdcli cannot write in (or a full disk), said in one line."""
+    if is_disk_full(err):
+        return DiskFullError(disk_full_message(folder, f" (writing {out})"))
+    return KdcliError(
+        f"cannot write {out}: {err.strerror or err} in {folder}",
+        fix=f"choose an {option_ref('out')} in a folder you can write to",
+    )
+
+
 def _acquire(path: Path, out: Path) -> int:
     try:
         import fcntl
@@ -195,8 +211,6 @@ def _acquire(path: Path, out: Path) -> int:
         except OSError as err:
             holder = os.read(handle, 64).decode("ascii", "replace").strip()
             os.close(handle)
-            if is_disk_full(err):
-                raise
             raise KdcliError(
                 f"output {out} is being written by another kdcli run"
                 + (f" (process {holder})" if holder else ""),

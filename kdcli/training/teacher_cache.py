@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from kdcli.core.errors import KdcliError, option_ref
+from kdcli.core.errors import (
+    DiskFullError,
+    KdcliError,
+    disk_full_message,
+    is_disk_full,
+    option_ref,
+)
 from kdcli.core.formatting import size_text
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.data.batching import Encoded, collate, sorted_batches
@@ -255,8 +261,11 @@ def save(outputs: TeacherOutputs, path: Path, key: CacheKey) -> None:
     try:
         save_file(tensors, tmp, metadata=metadata)
         tmp.replace(path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(err):
+            where = disk_full_message(path.parent, " (saving the teacher outputs)")
+            raise DiskFullError(f"{where}; or choose another {option_ref('cache_dir')}") from err
         raise
 
 
