@@ -183,6 +183,22 @@ def test_jsonl_with_word_and_tag_lists(tmp_path: Path):
         load_split(DataConfig(str(path)), "test")
 
 
+def test_one_token_file_without_a_split_column_is_split_like_any_other(tmp_path: Path):
+    path = tmp_path / "ner.jsonl"
+    rows = [
+        {"tokens": [f"city{i}", "is", "old"], "tags": ["B-LOC", "O", "O"], "lang": lang}
+        for lang in ("fr", "de")
+        for i in range(20)
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    parts = {split: load_split(DataConfig(str(path)), split) for split in ("train", "dev", "test")}
+    assert [len(parts[s]) for s in ("train", "dev", "test")] == [32, 4, 4]
+    ids = [set(parts[s].ids) for s in ("train", "dev", "test")]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert parts["test"].task == TOKEN and parts["test"].split_rule
+    assert "no split column, so kdcli splits it per language (80% train" in parts["test"].notes[0]
+
+
 def _wikiann(rows: list[tuple[list[str], list[int], str]]):
     import datasets
 

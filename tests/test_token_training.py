@@ -41,6 +41,11 @@ def test_finetune_makes_a_token_classifier(slot_teacher: Path):
     }
     rerun = (slot_teacher / "kdcli-config.yaml").read_text()
     assert "task: token-classification" in rerun
+    card = (slot_teacher / "README.md").read_text()  # publishable: the task's tag and its score
+    assert "- token-classification" in card and "- text-classification" not in card
+    assert "Entity F1 per language on the dev split" in card and "| language | entity F1 |" in card
+    f1 = dev["per_language"]["en-US"]["f1"]
+    assert f"| en-US | {100 * f1:.1f} |" in card
 
 
 def test_the_task_follows_a_token_model_head(cli, slot_teacher: Path, tmp_path: Path):
