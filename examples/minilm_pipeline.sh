@@ -45,8 +45,10 @@ run kdcli distill --student "$OUT/student-copy" --data "$DATA" --out "$OUT/copy-
 
 # every model, every language, on the test split (the teacher is the reference)
 run kdcli eval "$OUT/teacher" "$OUT/copy-kd" "$OUT/random-kd" "$OUT/copy-nokd" \
-    --data "$DATA" --split test --json "$OUT/eval-test.json" --markdown "$OUT/eval-test.md"
+    --data "$DATA" --split test --overwrite --json "$OUT/eval-test.json" \
+    --markdown "$OUT/eval-test.md"
 run kdcli eval "$OUT/teacher" "$OUT/copy-kd" "$OUT/random-kd" "$OUT/copy-nokd" \
-    --data "$DATA" --split dev --json "$OUT/eval-dev.json" --markdown "$OUT/eval-dev.md"
+    --data "$DATA" --split dev --overwrite --json "$OUT/eval-dev.json" \
+    --markdown "$OUT/eval-dev.md"
 
 echo "done: per-language tables in $OUT/eval-test.md and $OUT/eval-dev.md"

@@ -40,6 +40,7 @@ run kdcli export "$OUT/student-kd" --onnx --quantize int8 --out "$OUT/deploy" \
 
 # entity F1 (strict), word accuracy and F1 per slot type, every language, side by side
 run kdcli eval "$OUT/teacher" "$OUT/student-kd" "$OUT/deploy" --data "$DATA" --split test \
-    --task token-classification --json "$OUT/eval-test.json" --markdown "$OUT/eval-test.md" \
+    --task token-classification --overwrite --json "$OUT/eval-test.json" \
+    --markdown "$OUT/eval-test.md" \
     --predictions "$OUT/predictions.jsonl"
 echo "report: $OUT/eval-test.md" >&2

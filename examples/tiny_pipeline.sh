@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole kdcli workflow on a tiny random model, offline, in a few minutes on 2 CPU cores:
+# The whole kdcli workflow on a tiny random model, offline, in about 4 minutes of CPU time:
 #   encoder -> finetune (the teacher) -> shrink (a copy-weight student) -> distill -> export
 #   -> eval, with a random-init student of the same shape as the baseline
 # Usage: bash examples/tiny_pipeline.sh OUT_DIR    (run from anywhere; `make demo` runs it)
@@ -45,7 +45,7 @@ kdcli export "$OUT/student-kd" --onnx --quantize int8 --out "$OUT/deploy" --veri
 # every language, side by side: the teacher, the copy-weight and the from-scratch students
 # (both distilled), and the copy-weight student's int8 export
 kdcli eval "$OUT/teacher" "$OUT/student-kd" "$OUT/student-scratch-kd" "$OUT/deploy" \
-    --data "$DATA" --split test --quiet \
+    --data "$DATA" --split test --quiet --overwrite \
     --json "$OUT/report.json" --markdown "$OUT/report.md"
 
 echo "tiny pipeline done: teacher $OUT/teacher, student $OUT/student-kd, int8 export $OUT/deploy"

@@ -34,7 +34,7 @@ kdcli export "$OUT/slots-kd" --onnx --quantize int8 --out "$OUT/slots-deploy" \
     --verify-data "$DATA" --overwrite --quiet --json "$OUT/slots-deploy.json"
 
 kdcli eval "$OUT/slots" "$OUT/slots-kd" "$OUT/slots-deploy" --data "$DATA" --split test \
-    --quiet --json "$OUT/slots-report.json" --markdown "$OUT/slots-report.md" \
+    --quiet --overwrite --json "$OUT/slots-report.json" --markdown "$OUT/slots-report.md" \
     --predictions "$OUT/slots-predictions.jsonl"
 
 echo "slots pipeline done: teacher $OUT/slots, student $OUT/slots-kd, int8 $OUT/slots-deploy"

@@ -59,3 +59,13 @@ def test_the_package_metadata_needs_no_deprecated_license_table():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["license"] == "Apache-2.0"  # SPDX: setuptools warns on a table
     assert "setuptools>=77" in project["build-system"]["requires"]
+
+
+def test_every_example_can_run_twice():
+    """A second run replaces its outputs: every kdcli command of an example that writes an
+    output folder or a result file passes --overwrite (kdcli refuses existing ones without it)."""
+    for script in sorted((ROOT / "examples").glob("*.sh")):
+        text = script.read_text(encoding="utf-8").replace("\\\n", " ")
+        for command in re.findall(r"^\s*(?:run )?kdcli \w+.*$", text, flags=re.MULTILINE):
+            if re.search(r"--(out|json|csv|markdown|plot|predictions)\b", command):
+                assert "--overwrite" in command, f"{script.name}: {command.strip()}"
