@@ -28,8 +28,10 @@ shrink --num-layers 2 --hidden-size 64 --intermediate-size 256 --width-strategy 
 shrink --num-layers 2 --hidden-size 64 --intermediate-size 256 --width-strategy activation \
     --calib-data "$DATA" --calib-samples 64 --out "$OUT/narrow-activation" # busiest on the data
 
-# vocabulary: only the tokens two languages need
+# vocabulary: only the tokens two languages need, checked on their held-out texts
 shrink --num-layers 2 --vocab-from "$DATA" --languages en-US,de-DE --out "$OUT/vocab-en-de"
+shrink --num-layers 2 --vocab-from "$DATA" --languages en-US,de-DE --vocab-keep data \
+    --max-changed 100% --out "$OUT/vocab-en-de-data"                      # smallest, not safe
 
 # the study's baseline: the same shape, random weights
 shrink --num-layers 2 --random-init --seed 1 --out "$OUT/random-init"

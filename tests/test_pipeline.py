@@ -166,4 +166,7 @@ def test_every_shrink_mode_of_the_example_script_runs(tmp_path):
     }
     vocab = json.loads((out / "vocab-en-de" / "kdcli.json").read_text())["vocab"]
     assert vocab["student"] < vocab["teacher"] and vocab["changed_texts"] == 0
+    assert vocab["passed"] and vocab["held_out_share"] <= vocab["max_changed"]
+    data_only = json.loads((out / "vocab-en-de-data" / "kdcli.json").read_text())["vocab"]
+    assert data_only["level"] == "data" and data_only["student"] <= vocab["student"]
     assert json.loads((out / "random-init" / "kdcli.json").read_text())["init"] == "random"

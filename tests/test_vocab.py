@@ -14,15 +14,16 @@ from factories import CORPUS, FAMILIES, TOKENIZER_KIND, make_model_dir, make_tok
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import CheckFailedError, KdcliError
 from kdcli.data.splits import DataConfig, load_split
 from kdcli.files.provenance import from_ranges
 from kdcli.steps.shrink import ShrinkConfig, shrink
+from kdcli.vocab.ranking import rank_vocab
+from kdcli.vocab.scripts import ALPHABET, NEITHER, SCRIPT, alphabets, char_script, fit
 from kdcli.vocab.tokenizer_trim import (
-    VocabSelection,
     changed_texts,
     encode,
-    select_vocab,
+    parse,
     trimmed_tokenizer_json,
     unk_rate,
     write_tokenizer,
@@ -94,15 +95,24 @@ TOKENIZERS = {
 }
 
 
-def _trim(tokenizer: Any, tmp_path: Path, texts: list[str], **options: Any) -> tuple[Any, Any]:
-    """Save `tokenizer`, trim it on `texts`: (teacher as reloaded, selection, student dir)."""
+def _trim(
+    tokenizer: Any,
+    tmp_path: Path,
+    texts: list[str],
+    level: str = "data",
+    vocab_size: int | None = None,
+    **options: Any,
+) -> tuple[Any, Any, Path]:
+    """Save `tokenizer`, trim it on `texts` to `level` (or `vocab_size` tokens):
+    (teacher as reloaded, selection, student dir)."""
     teacher_dir = tmp_path / "teacher"
     tokenizer.save_pretrained(teacher_dir)
     teacher = transformers.AutoTokenizer.from_pretrained(teacher_dir)
-    selection = select_vocab(teacher, texts, "teacher", **options)
+    ranking = rank_vocab(teacher, texts, "teacher", **options)
+    selection = ranking.select(vocab_size or ranking.ends[level])
     student_dir = tmp_path / "student"
     student_dir.mkdir()
-    write_tokenizer(teacher, selection, teacher_dir, student_dir, "teacher")
+    write_tokenizer(teacher, selection.kept, teacher_dir, student_dir, "teacher")
     return teacher, selection, student_dir
 
 
@@ -149,8 +159,7 @@ def _naive(tokenizer: Any, texts: list[str]) -> Tokenizer:
     added = json.loads(tokenizer.backend_tokenizer.to_str())["added_tokens"]
     used = {i for ids in encode(tokenizer, texts) for i in ids}
     used = sorted(used | {0} | {int(t["id"]) for t in added})
-    naive = VocabSelection(used, "?", len(tokenizer), len(used), 0, 0, len(texts), 0)
-    return Tokenizer.from_str(json.dumps(trimmed_tokenizer_json(tokenizer, naive, "t")))
+    return Tokenizer.from_str(json.dumps(trimmed_tokenizer_json(tokenizer, used, "t")))
 
 
 def test_unigram_trap_dropping_a_single_character_piece_changes_viterbi(tmp_path):
@@ -236,6 +245,101 @@ def test_min_frequency_drops_only_rare_tokens(corpus, tmp_path):
     assert selection.dropped_used == len(dropped)
 
 
+# --- unseen text: the levels and the held-out check -------------------------------------------
+
+
+def _held_out(languages: list[str] | None = LANGUAGES) -> list[str]:
+    seen = set(_split("train", languages))
+    texts = _split("dev", languages) + _split("test", languages)
+    return list(dict.fromkeys(t for t in texts if t not in seen))
+
+
+def _languages(split: str) -> list[str]:
+    return load_split(DataConfig(data=MINI, languages=LANGUAGES), split).languages
+
+
+@pytest.mark.parametrize("name", sorted(TOKENIZERS))
+def test_a_text_keeps_its_tokens_exactly_when_all_of_them_are_kept(name, corpus, tmp_path):
+    """The claim the held-out share rests on, for every family and at every kind of cut: the
+    texts the reloaded student tokenizer changes are exactly those `needed` predicts."""
+    texts, languages = _split(), _languages("train")
+    held = _held_out(None)  # every locale: some texts need tokens of scripts the data lacks
+    tokenizer = TOKENIZERS[name](corpus)
+    teacher_dir = tmp_path / "teacher"
+    tokenizer.save_pretrained(teacher_dir)
+    teacher = transformers.AutoTokenizer.from_pretrained(teacher_dir)
+    ranking = rank_vocab(teacher, texts, "teacher", languages=languages)
+    ends = ranking.ends
+    assert ends["forced"] < ends["data"] < ends["alphabet"] <= ends["script"] < len(teacher)
+    before = encode(teacher, held)
+    needed = ranking.needed(before)
+    cuts = {ends["data"], (ends["data"] + ends["alphabet"]) // 2, ends["alphabet"], ends["script"]}
+    changed_at = {}
+    for size in sorted(cuts):
+        selection = ranking.select(size)
+        student_dir = tmp_path / f"student-{size}"
+        student_dir.mkdir()
+        write_tokenizer(teacher, selection.kept, teacher_dir, student_dir, "teacher")
+        changed = changed_texts(student_dir, held, before, selection.new_ids)
+        assert changed == [i for i, n in enumerate(needed) if n > size], size
+        changed_at[size] = len(changed)
+    assert changed_at[ends["data"]] >= changed_at[ends["script"]]
+    # What the script level still changes is text written in other scripts (ja, ru, ar here).
+    latin = [i for i, t in enumerate(held) if t.isascii() or t in set(_held_out())]
+    assert all(needed[i] <= ends["script"] for i in latin)
+
+
+@pytest.mark.parametrize("name", ["unigram-xlmr", "wordpiece", "bpe-byte-level", "bpe-chars"])
+def test_levels_keep_held_out_text_of_the_data_languages(name, corpus, tmp_path):
+    held, languages = _held_out(), _languages("train")
+    tokenizer = TOKENIZERS[name](corpus)  # trained once: training is not deterministic
+    teacher, data, data_dir = _trim(tokenizer, tmp_path / "a", _split(), languages=languages)
+    _, script, script_dir = _trim(
+        tokenizer, tmp_path / "b", _split(), "script", languages=languages
+    )
+    before = encode(teacher, held)
+    assert changed_texts(script_dir, held, before, script.new_ids) == []
+    assert len(data.kept) < len(script.kept) < len(teacher)  # ja, ru and ar tokens are gone
+    if not name.startswith("bpe"):  # BPE's merge closure happens to cover these few texts
+        assert changed_texts(data_dir, held, before, data.new_ids), "the data alone covers all"
+
+
+def test_the_data_languages_decide_the_alphabet_and_scripts():
+    found = alphabets(
+        ["Grüße aus Köln", "weck mich", "今日は晴れ、ホテル", "Привет"],
+        ["de", "de", "ja", "ru"],
+        str,
+    )
+    de, ja, _ru = found
+    assert de.scripts == {"LATIN"} and {"ü", "Ü", "K", "k"} <= de.letters and "é" not in de.letters
+    assert ja.scripts == {"HAN", "KANA"} and ja.whole == {"HAN", "KANA"}
+    assert fit("grüß", found) == ALPHABET
+    assert fit("café", found) == SCRIPT  # Latin, but "é" is no letter of the German data
+    assert fit("電車", found) == ALPHABET  # any ideograph: Han is kept whole
+    assert fit("Привет", found) == ALPHABET and fit("Жї", found) == SCRIPT
+    assert fit("Ω", found) == NEITHER
+    assert fit("12:30 %s ▁ ##", found) == ALPHABET  # no letters: fits every language
+    assert fit("kö Привет", found) == NEITHER  # no one language writes both
+
+
+def test_one_greek_letter_does_not_make_german_greek():
+    (de,) = alphabets(["Der Wert ist " + "sehr klein " * 40 + "in μs"], ["de"], str)
+    assert de.scripts == {"LATIN"} and "μ" not in de.letters
+    assert char_script("ー") == "KANA" and char_script("Ａ") == "LATIN"
+    assert char_script("\u0301") is None and char_script("7") is None
+
+
+def test_byte_level_tokens_are_read_as_the_text_they_stand_for(corpus):
+    teacher = TOKENIZERS["bpe-byte-level"](corpus)
+    model = parse(teacher, "t")
+    assert model.byte_level
+    ids = model.ids
+    assert model.text(ids["Ġw"]) == " w"
+    # "ä" spells byte 0xE4, the first of the three bytes of 今: alone it is no character
+    assert model.text(ids["ä"]) == "\ufffd"
+    assert char_script("\ufffd") is None
+
+
 # --- the student model -------------------------------------------------------------------------
 
 
@@ -294,7 +398,8 @@ def test_kept_rows_are_the_teachers_rows_and_provenance_records_the_map(
     assert len(kept) == record["student"] == result.vocab.student
     assert record["data"]["spec"] == MINI and record["data"]["languages"] == LANGUAGES
     assert record["tokenizer"] == "Unigram" and record["changed_texts"] == 0
-    assert record["held_out_split"] == "dev" and record["held_out_texts"] > 0
+    assert record["held_out_source"] == f"{MINI} (dev+test)" and record["held_out_texts"] > 0
+    assert record["passed"] is True and record["held_out_changed"] == 0
     name = "roberta.embeddings.word_embeddings.weight"
     t = load_file(teacher / "model.safetensors")[name]
     s = load_file(tmp_path / "s" / "model.safetensors")[name]
@@ -369,10 +474,146 @@ def test_vocab_trimming_composes_with_layers_and_width_in_one_command(
 
 def test_vocab_size_cap_reports_what_changed(big_vocab_teacher, tmp_path):
     teacher = big_vocab_teacher("xlm-roberta")
-    result = shrink(ShrinkConfig(str(teacher), out=tmp_path / "s", vocab_from=MINI, vocab_size=100))
+    result = shrink(
+        ShrinkConfig(
+            str(teacher), out=tmp_path / "s", vocab_from=MINI, vocab_size=100, max_changed=1.0
+        )
+    )
     assert result.vocab.student <= 100 and result.vocab.dropped_used > 0
     assert result.vocab.changed_texts > 0
     assert any("tokenize differently" in note for note in result.notes)
+
+
+def test_default_trimming_keeps_held_out_text_and_records_the_check(
+    cli, big_vocab_teacher, tmp_path
+):
+    out, report = tmp_path / "s", tmp_path / "r.json"
+    result = cli(
+        "shrink", big_vocab_teacher("bert"), "--out", out, "--vocab-from", MINI,
+        "--languages", "en-US,de-DE", "--json", report,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "held-out texts tokenize differently (0.00%, within --max-changed 0.50%" in result.stderr
+    vocab = json.loads(report.read_text())["vocab"]
+    assert vocab["held_out_changed"] == 0 and vocab["held_out_texts"] == len(_held_out())
+    assert vocab["level"] in ("alphabet", "script") and vocab["passed"] is True
+    assert vocab["changed_by_language"] == {
+        "de-DE": [0, vocab["changed_by_language"]["de-DE"][1]],
+        "en-US": [0, vocab["changed_by_language"]["en-US"][1]],
+    }
+    record = json.loads((out / "kdcli.json").read_text())
+    assert record["passed"] is True and record["vocab"]["max_changed"] == 0.005
+
+
+def test_too_many_changed_held_out_texts_fail_and_mark_the_student(
+    cli, big_vocab_teacher, tmp_path
+):
+    out, report = tmp_path / "s", tmp_path / "r.json"
+    result = cli(
+        "shrink", big_vocab_teacher("xlm-roberta"), "--out", out, "--vocab-from", MINI,
+        "--languages", "en-US,de-DE", "--vocab-keep", "data", "--json", report,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert "vocabulary check failed" in error and "over --max-changed 0.50%" in error
+    assert "marked failed" in error and "--vocab-keep script" in error
+    data = json.loads(report.read_text())
+    assert data["passed"] is False and data["vocab"]["passed"] is False
+    assert data["vocab"]["held_out_changed"] > 0
+    record = json.loads((out / "kdcli.json").read_text())
+    assert record["passed"] is False and record["vocab"]["passed"] is False
+    assert (out / "model.safetensors").is_file() and leftovers(tmp_path) == []
+    with pytest.raises(CheckFailedError, match="vocabulary check failed") as failed:
+        shrink(
+            ShrinkConfig(
+                str(big_vocab_teacher("xlm-roberta")),
+                out=tmp_path / "lib",
+                vocab_from=MINI,
+                languages=LANGUAGES,
+                vocab_keep="data",
+            )
+        )
+    assert failed.value.result.vocab.held_out_changed == data["vocab"]["held_out_changed"]
+
+
+def test_max_changed_lets_the_user_accept_more_change(cli, big_vocab_teacher, tmp_path):
+    result = cli(
+        "shrink", big_vocab_teacher("xlm-roberta"), "--out", tmp_path / "s", "--vocab-from", MINI,
+        "--languages", "en-US,de-DE", "--vocab-keep", "data", "--max-changed", "100%",
+        "--json", tmp_path / "r.json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    vocab = json.loads((tmp_path / "r.json").read_text())["vocab"]
+    assert vocab["held_out_changed"] > 0 and vocab["max_changed"] == 1.0 and vocab["passed"]
+
+
+def test_auto_takes_the_smallest_level_within_max_changed(big_vocab_teacher, tmp_path):
+    teacher = str(big_vocab_teacher("xlm-roberta"))
+    runs = {
+        allowed: shrink(
+            ShrinkConfig(
+                teacher,
+                out=tmp_path / str(allowed),
+                vocab_from=MINI,
+                languages=LANGUAGES,
+                max_changed=allowed,
+            )
+        ).vocab
+        for allowed in (1.0, 0.0)
+    }
+    loose, strict = runs[1.0], runs[0.0]
+    assert loose.level == "data" and loose.student == loose.levels["data"]
+    assert strict.level in ("alphabet", "script") and strict.held_out_changed == 0
+    assert strict.student == strict.levels[strict.level] > loose.student
+    assert loose.held_out_changed > 0 and loose.passed
+
+
+def test_vocab_check_gives_the_held_out_texts(big_vocab_teacher, tmp_path):
+    check = tmp_path / "check.jsonl"
+    texts = ["wie wird das wetter morgen in hamburg", "what time is it in sydney right now"]
+    check.write_text(
+        "".join(json.dumps({"text": t, "label": "x", "language": "en-US"}) + "\n" for t in texts)
+    )
+    vocab = shrink(
+        ShrinkConfig(
+            str(big_vocab_teacher("bert")),
+            out=tmp_path / "s",
+            vocab_from=MINI,
+            languages=["en-US"],
+            vocab_check=str(check),
+        )
+    ).vocab
+    assert vocab.held_out_texts == 2 and vocab.held_out_source == f"{check} (dev+test)"
+
+
+def _single_file(tmp_path: Path, name: str = "all.jsonl") -> Path:
+    """A file without a split column: it serves the same rows as train, dev and test."""
+    path = tmp_path / name
+    rows = [{"text": t, "label": "x", "language": "en-US"} for t in _split("train", ["en-US"])]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_data_without_held_out_text_asks_for_vocab_check(cli, big_vocab_teacher, tmp_path):
+    data = _single_file(tmp_path)
+    for args, expected in (
+        (["--vocab-from", data], "add --vocab-check DATA"),
+        (["--vocab-from", data, "--vocab-check", data], "not in the --vocab-from train split"),
+    ):
+        result = cli("shrink", big_vocab_teacher("bert"), "--out", tmp_path / "s", *args)
+        assert result.exit_code == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert expected in result.stderr and "no dev or test texts" in result.stderr
+        assert not (tmp_path / "s").exists() and leftovers(tmp_path) == []
+
+
+def test_max_changed_out_of_range_is_refused_by_the_library(big_vocab_teacher, tmp_path):
+    with pytest.raises(KdcliError, match=r"max_changed 1\.5 is a share"):
+        shrink(
+            ShrinkConfig(
+                str(big_vocab_teacher("bert")), out=tmp_path / "s", vocab_from=MINI, max_changed=1.5
+            )
+        )
 
 
 # --- bad input ---------------------------------------------------------------------------------
@@ -425,6 +666,17 @@ BAD = {
         "--num-layers",
     ),
     "unknown width strategy": (["--width-strategy", "loudest"], "activation"),
+    "max changed not a number": (["--vocab-from", MINI, "--max-changed", "lots"], "'lots'"),
+    "max changed above 100%": (["--vocab-from", MINI, "--max-changed", "150%"], "150%"),
+    "negative max changed": (["--vocab-from", MINI, "--max-changed", "-1"], "between 0% and"),
+    "max changed without data": (["--max-changed", "1%"], "needs --vocab-from"),
+    "keep without data": (["--vocab-keep", "script"], "needs --vocab-from"),
+    "unknown keep": (["--vocab-from", MINI, "--vocab-keep", "most"], "--vocab-keep 'most'"),
+    "check without data": (["--vocab-check", MINI], "needs --vocab-from"),
+    "missing check data": (
+        ["--vocab-from", MINI, "--vocab-check", "no/such/check.jsonl"],
+        "--vocab-check 'no/such/check.jsonl'",
+    ),
 }
 
 

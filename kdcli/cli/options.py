@@ -116,6 +116,22 @@ PICKLE_OPTION = typer.Option(
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
+def parse_percent(option: str, text: str | None) -> float | None:
+    """A percentage as users write it (`0.5%`, `0.5`, `2`) -> a share (0.005, 0.005, 0.02), for
+    the library setting `option`."""
+    if text is None:
+        return None
+    try:
+        value = float(str(text).strip().removesuffix("%"))
+    except ValueError:
+        raise KdcliError(
+            "is not a percentage", option=option, value=text, fix="write e.g. 0.5% or 2"
+        ) from None
+    if not 0.0 <= value <= 100.0:
+        raise KdcliError("must be between 0% and 100%", option=option, value=text)
+    return value / 100.0
+
+
 def check_json(path: Path | None, overwrite: bool = False, inputs: Sequence[Any] = ()) -> None:
     """`--json PATH` can be written: not an existing file without --overwrite, never an input."""
     if path is not None:

@@ -291,17 +291,17 @@ def shrink_summary(result: ShrinkResult) -> None:
 
 def _vocab_line(v: VocabReport) -> str:
     same = v.texts - v.changed_texts
-    line = (
-        f"vocabulary: kept {v.student:,} of {v.teacher:,} {v.tokenizer} tokens ({v.used:,} seen "
-        f"in the data, {v.fallback:,} fallback characters); same tokens on {same:,} of "
-        f"{v.texts:,} data texts"
+    worst = v.worst_language()
+    most = f"; most: {worst[0]} {worst[1]:.1%}" if worst and worst[1] > 0 else ""
+    verdict = "within" if v.passed else "[red]OVER[/red]"
+    return (
+        f"vocabulary: kept {v.student:,} of {v.teacher:,} {v.tokenizer} tokens (level {v.level}; "
+        f"{v.used:,} seen in the data, {v.fallback:,} fallback characters); same tokens on "
+        f"{same:,} of {v.texts:,} data texts; {v.held_out_changed:,} of {v.held_out_texts:,} "
+        f"held-out texts tokenize differently ({v.held_out_share:.2%}, {verdict} "
+        f"--max-changed {v.max_changed:.2%}{most}); unknown tokens on them: "
+        f"{v.unk_rate_teacher:.2%} → {v.unk_rate_student:.2%}"
     )
-    if v.unk_rate_teacher is not None and v.unk_rate_student is not None:
-        line += (
-            f"; unknown tokens on {v.held_out_texts:,} held-out texts: "
-            f"{v.unk_rate_teacher:.2%} → {v.unk_rate_student:.2%}"
-        )
-    return line
 
 
 def eval_summary(report: EvalReport) -> None:

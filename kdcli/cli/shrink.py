@@ -19,6 +19,7 @@ from kdcli.cli.options import (
     check_json,
     parse_ints,
     parse_names,
+    parse_percent,
     write_json,
 )
 
@@ -63,12 +64,34 @@ def shrink(
     vocab_from: str | None = typer.Option(
         None,
         "--vocab-from",
-        help="Trim the vocabulary to the tokens this DATA's train texts need (massive, a MASSIVE "
-        "folder, a jsonl/csv/parquet file or a hub dataset); its dev split measures unknown "
-        "tokens.",
+        help="Trim the vocabulary for the languages of this DATA (massive, a MASSIVE folder, a "
+        "jsonl/csv/parquet file or a hub dataset): its train texts choose the tokens, its dev "
+        "and test texts check that unseen text keeps its tokens.",
+    ),
+    vocab_keep: str = typer.Option(
+        "auto",
+        "--vocab-keep",
+        help="With --vocab-from, which tokens to keep: data (those its train texts use), "
+        "alphabet (+ every token spelled with its languages' letters), script (+ every token "
+        "of its languages' scripts), or auto: the smallest within --max-changed.",
     ),
     vocab_size: int | None = typer.Option(
-        None, "--vocab-size", help="With --vocab-from: keep at most N tokens, most frequent first."
+        None,
+        "--vocab-size",
+        help="With --vocab-from: keep at most N tokens (the data's, most frequent first, then "
+        "the languages' most probable).",
+    ),
+    max_changed: str | None = typer.Option(
+        None,
+        "--max-changed",
+        help="With --vocab-from: the share of held-out texts allowed to tokenize differently, "
+        "in percent (default 0.5%); above it the student is marked failed and kdcli exits 1.",
+    ),
+    vocab_check: str | None = typer.Option(
+        None,
+        "--vocab-check",
+        help="With --vocab-from: DATA whose dev and test texts are the held-out texts (default: "
+        "those of --vocab-from).",
     ),
     min_frequency: int | None = typer.Option(
         None,
@@ -105,11 +128,16 @@ def shrink(
     quiet: bool = QUIET_OPTION,
     config: Path | None = CONFIG_OPTION,
 ) -> None:
-    """Build a smaller student whose weights are copied from the teacher (layers, width)."""
-    from kdcli.steps.shrink import ShrinkConfig
+    """Build a smaller student whose weights are copied from the teacher (layers, width).
+
+    Exits 1 when the trimmed vocabulary changes more held-out texts than --max-changed allows;
+    the student is still written, marked failed in kdcli.json.
+    """
+    from kdcli.core.errors import CheckFailedError
+    from kdcli.steps.shrink import ShrinkConfig, ShrinkResult
     from kdcli.steps.shrink import shrink as run_shrink
 
-    check_json(json_path, overwrite, (source, vocab_from, calib_data, config))
+    check_json(json_path, overwrite, (source, vocab_from, vocab_check, calib_data, config))
     shrink_config = ShrinkConfig(
         source=source,
         out=out,
@@ -121,8 +149,11 @@ def shrink(
         num_heads=num_heads,
         width_strategy=width_strategy,
         vocab_from=vocab_from,
+        vocab_keep=vocab_keep,
         vocab_size=vocab_size,
         min_frequency=min_frequency,
+        max_changed=parse_percent("max_changed", max_changed),
+        vocab_check=vocab_check,
         languages=parse_names(languages),
         calib_data=calib_data,
         calib_samples=calib_samples,
@@ -133,8 +164,14 @@ def shrink(
         revision=revision,
         allow_pickle=allow_pickle,
     )
-    with render.progress_bars(not quiet) as progress:
-        result = run_shrink(shrink_config, progress)
+    try:
+        with render.progress_bars(not quiet) as progress:
+            result = run_shrink(shrink_config, progress)
+    except CheckFailedError as err:
+        if isinstance(err.result, ShrinkResult):  # written and marked failed: show what failed
+            render.shrink_summary(err.result)
+            write_json(json_path, err.result)
+        raise
     render.shrink_summary(result)
     write_json(json_path, result)
     render.next_step(

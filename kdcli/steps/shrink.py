@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdcli.core.errors import KdcliError, option_ref
+from kdcli.core.errors import CheckFailedError, KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.core.results import JsonResult
 from kdcli.core.validation import check_choice, check_int, check_names
@@ -59,11 +59,18 @@ from kdcli.surgery.selection import (
     student_heads,
 )
 from kdcli.surgery.slicing import SlicePlan, copy_tensors, plan_tensors, width_plan
-from kdcli.vocab.shrink_step import TrimSettings, VocabReport, VocabTrim, remap_token_ids
+from kdcli.vocab.shrink_step import (
+    KEEP_CHOICES,
+    MAX_CHANGED,
+    TrimSettings,
+    VocabReport,
+    VocabTrim,
+    remap_token_ids,
+)
 
 if TYPE_CHECKING:
     from kdcli.surgery.calibration import Calibration
-    from kdcli.vocab.tokenizer_trim import VocabSelection
+    from kdcli.vocab.ranking import VocabSelection
 
 DTYPES = ("float32", "float16", "bfloat16")
 WIDTH_STRATEGIES = ("first", "magnitude", "activation")
@@ -91,8 +98,11 @@ class ShrinkConfig:
     revision: str | None = None
     allow_pickle: bool = False
     vocab_from: str | None = None
+    vocab_keep: str = "auto"
     vocab_size: int | None = None
     min_frequency: int | None = None
+    max_changed: float | None = None  # share of held-out texts (0.005 = 0.5%); None: 0.5%
+    vocab_check: str | None = None
     languages: Sequence[str] | None = None
     calib_data: str | None = None
     calib_samples: int | None = None
@@ -110,7 +120,8 @@ class ShrinkConfig:
 
     def inputs(self) -> list[str]:
         """What the student is made from: never to be overwritten by its output."""
-        return [str(v) for v in (self.source, self.vocab_from, self.calib_data) if v]
+        sources = (self.source, self.vocab_from, self.vocab_check, self.calib_data)
+        return [str(v) for v in sources if v]
 
     def needs_calibration(self) -> bool:
         return self.width_strategy == "activation" or self.layer_strategy == "importance"
@@ -145,6 +156,7 @@ class ShrinkResult(JsonResult):
     teacher_embedding_params: int = 0  # token embedding rows x width
     student_embedding_params: int = 0
     vocab: VocabReport | None = None
+    passed: bool = True  # False when the vocabulary check failed (the output is marked failed)
     layer_importance: list[float] | None = None  # per teacher layer (--layer-strategy importance)
     calibration_samples: int | None = None
 
@@ -161,7 +173,10 @@ def shrink(config: ShrinkConfig, progress: ProgressCallback | None = None) -> Sh
     check_output_dir(Path(config.out), config.overwrite, config.inputs())
     with output_lock(Path(config.out)) as stale:
         result = _shrink(config, progress, started)
-    return replace(result, notes=[*stale, *result.notes])
+    result = replace(result, notes=[*stale, *result.notes])
+    if result.vocab is not None and not result.vocab.passed:
+        raise CheckFailedError(result.vocab.failure(result.out), result)
+    return result
 
 
 def _shrink(
@@ -476,6 +491,25 @@ def _check_data_options(config: ShrinkConfig) -> None:
             )
     if config.vocab_size is not None and config.min_frequency is not None:
         raise _both("vocab_size", "min_frequency")
+    check_choice("vocab_keep", config.vocab_keep, KEEP_CHOICES)
+    for option, given in (
+        ("vocab_keep", config.vocab_keep != "auto"),
+        ("max_changed", config.max_changed is not None),
+        ("vocab_check", config.vocab_check is not None),
+    ):
+        if given and not config.vocab_from:
+            raise KdcliError(
+                f"needs {option_ref('vocab_from')} DATA",
+                option=option,
+                value=getattr(config, option),
+                fix=f"add it or drop {option_ref(option)}",
+            )
+    if config.max_changed is not None and not 0.0 <= config.max_changed <= 1.0:
+        raise KdcliError(
+            "is a share of texts and must be between 0 and 1 (0% and 100%)",
+            option="max_changed",
+            value=config.max_changed,
+        )
     if config.language_list() and not (config.vocab_from or config.calib_data):
         raise KdcliError(
             f"restricts the data of {option_ref('vocab_from')} or {calib_data}",
@@ -500,7 +534,13 @@ def _select_layers(
 def _trim_settings(config: ShrinkConfig) -> TrimSettings:
     assert config.vocab_from is not None
     return TrimSettings(
-        config.vocab_from, config.language_list(), config.vocab_size, config.min_frequency
+        data=config.vocab_from,
+        languages=config.language_list(),
+        vocab_size=config.vocab_size,
+        min_frequency=config.min_frequency,
+        keep=config.vocab_keep,
+        max_changed=MAX_CHANGED if config.max_changed is None else config.max_changed,
+        check=config.vocab_check,
     )
 
 
@@ -733,11 +773,12 @@ def _result(
         student_bytes=(out_dir / WEIGHTS_FILE).stat().st_size,
         seconds=seconds,
         notes=_notes(config, plan)
-        + (vocab.notes() if vocab else [])
+        + (vocab.notes if vocab else [])
         + _tokenizer_note(teacher.ref, Path(config.out)),
         teacher_embedding_params=_embedding_params(plan.tensors, plan.teacher_infos),
         student_embedding_params=_embedding_params(plan.tensors, student_infos, student=True),
         vocab=vocab,
+        passed=vocab.passed if vocab else True,
         layer_importance=calibration.layer_importance if calibration else None,
         calibration_samples=calibration.samples if calibration else None,
     )
@@ -824,6 +865,7 @@ def _record(
         vocab=vocab,
         params={"teacher": result.teacher_params, "student": result.student_params},
         dropped_tensors=plan.dropped,
+        passed=result.passed,
         notes=result.notes,
         **calibration,
     )
@@ -849,11 +891,20 @@ def _model_card(out_dir: Path, result: ShrinkResult, record: dict[str, Any]) -> 
         ("initialisation", result.init),
     ]
     if result.vocab is not None:
+        vocab = result.vocab
         facts.append(
             (
                 "vocabulary",
-                f"{result.vocab.student:,} of the teacher's {result.vocab.teacher:,} tokens "
-                "(trimmed to the data in kdcli.json)",
+                f"{vocab.student:,} of the teacher's {vocab.teacher:,} tokens "
+                f"(level {vocab.level}; trimmed to the data in kdcli.json)",
+            )
+        )
+        facts.append(
+            (
+                "held-out texts that tokenize differently",
+                f"{vocab.held_out_changed:,} of {vocab.held_out_texts:,} "
+                f"({vocab.held_out_share:.2%}; allowed {vocab.max_changed:.2%}: "
+                f"{'passed' if vocab.passed else 'FAILED'})",
             )
         )
     facts.append(("accuracy", "not trained yet: distil it (kdcli distill), then kdcli eval"))

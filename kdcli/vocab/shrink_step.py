@@ -1,13 +1,23 @@
 """Vocabulary trimming as one step of `kdcli shrink`: data in, kept rows and tokenizer files out.
 
-`tokenizer_trim.py` holds the tokenizer mechanics (which ids to keep, how to rewrite
-tokenizer.json); this module runs them on the `--vocab-from` data, checks the result on every text
-of it, and reports what was kept for the summary and for `kdcli.json`.
+`ranking.py` orders the teacher's tokens by level (forced, data, alphabet, script);
+`tokenizer_trim.py` writes the trimmed tokenizer. This module runs them on the `--vocab-from`
+data, picks where to cut the ranking, and checks the result twice: every text of the data must
+keep its tokens (unless `--vocab-size` / `--min-frequency` dropped some of them), and the share of
+*held-out* texts (the data's dev and test splits, or `--vocab-check DATA`) that tokenize
+differently must stay within `--max-changed`, else the student is written, marked failed, and
+the step raises `CheckFailedError` (exit 1), as export verification does.
+
+Where to cut: `--vocab-keep data|alphabet|script` names a level; `auto` (the default) takes the
+smallest level whose held-out change is within `--max-changed`. Because a text keeps its tokens
+exactly when all of them are kept, that share is known for every cut before anything is written
+(`VocabRanking.needed`); the reloaded tokenizer then confirms it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,23 +26,47 @@ from kdcli.core.progress import ProgressCallback, report
 from kdcli.data.splits import load_for_option, nonempty_texts
 from kdcli.files.model_dirs import ModelRef, load_tokenizer
 from kdcli.files.provenance import to_ranges
+from kdcli.vocab.ranking import LEVELS
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from kdcli.vocab.tokenizer_trim import VocabSelection
+    from kdcli.vocab.ranking import VocabRanking, VocabSelection
 
 OPTION = "vocab_from"  # the setting whose data trimming reads
+CHECK_OPTION = "vocab_check"  # the setting whose dev/test texts check it
+KEEP_CHOICES = ("auto", *LEVELS)
+MAX_CHANGED = 0.005  # the default --max-changed: 0.5% of held-out texts may tokenize differently
+HELD_OUT_SPLITS = ("dev", "test")
 
 
 @dataclass(frozen=True)
 class TrimSettings:
-    """What `--vocab-from DATA [--languages] [--vocab-size N | --min-frequency K]` asked for."""
+    """What `--vocab-from DATA [--languages] [--vocab-keep] [--vocab-size N | --min-frequency K]
+    [--max-changed] [--vocab-check DATA]` asked for."""
 
     data: str
     languages: list[str] | None = None
     vocab_size: int | None = None
     min_frequency: int | None = None
+    keep: str = "auto"
+    max_changed: float = MAX_CHANGED
+    check: str | None = None
+
+
+@dataclass(frozen=True)
+class Texts:
+    """Texts with their languages, and where they came from."""
+
+    texts: list[str]
+    languages: list[str]
+    source: str
+
+    def by_language(self, indices: set[int]) -> dict[str, list[int]]:
+        """language -> [texts among `indices`, texts]."""
+        total = Counter(self.languages)
+        hits = Counter(self.languages[i] for i in indices)
+        return {language: [hits[language], total[language]] for language in sorted(total)}
 
 
 @dataclass(frozen=True)
@@ -42,70 +76,123 @@ class VocabReport:
     tokenizer: str  # the tokenizer model: Unigram, WordPiece or BPE
     teacher: int  # tokens before
     student: int  # tokens after
+    level: str  # the largest level kept whole: forced, data, alphabet or script
+    levels: dict[str, int]  # tokens each level keeps
     used: int  # distinct tokens the teacher's tokenizer produced on the data
     dropped_used: int  # of those, left out by --vocab-size / --min-frequency
     fallback: int  # single-character tokens kept (unseen in the data) so new text tokenizes
     texts: int  # texts of the data
     changed_texts: int  # texts the student's tokenizer segments differently (0 unless capped)
-    held_out_texts: int  # held-out texts (dev split, minus texts also in the data)
-    unk_rate_teacher: float | None  # unknown-token rate on the held-out texts, before
-    unk_rate_student: float | None  # and after trimming
+    held_out_texts: int  # held-out texts (dev/test or --vocab-check, minus texts of the data)
+    held_out_source: str  # where they came from
+    held_out_changed: int  # held-out texts the student's tokenizer segments differently
+    held_out_share: float  # held_out_changed / held_out_texts
+    changed_by_language: dict[str, list[int]]  # language -> [changed, held-out texts]
+    max_changed: float  # the share allowed (--max-changed)
+    passed: bool  # held_out_changed / held_out_texts <= max_changed
+    unk_rate_teacher: float  # unknown-token rate on the held-out texts, before
+    unk_rate_student: float  # and after trimming
+    notes: list[str] = field(default_factory=list)
 
-    def notes(self) -> list[str]:
-        notes = []
-        if self.dropped_used:
-            notes.append(
-                f"{self.dropped_used} of the {self.used} tokens seen in the --vocab-from data "
-                f"were left out (--vocab-size / --min-frequency): {self.changed_texts} of its "
-                f"{self.texts} texts now tokenize differently"
-            )
-        if not self.held_out_texts:
-            notes.append(
-                "the --vocab-from data has no held-out dev split: the unknown-token rate of the "
-                "trimmed tokenizer on unseen text was not measured"
-            )
-        return notes
+    def worst_language(self) -> tuple[str, float] | None:
+        shares = {k: c / n for k, (c, n) in self.changed_by_language.items() if n}
+        if not shares:
+            return None
+        language = max(shares, key=lambda k: (shares[k], k))
+        return language, shares[language]
+
+    def failure(self, out: Path) -> str:
+        """One line: what the check found, and the ways out."""
+        worst = self.worst_language()
+        most = f" (most: {worst[0]} {worst[1]:.0%})" if worst else ""
+        max_changed = option_ref("max_changed")
+        return (
+            f"vocabulary check failed: {self.held_out_changed:,} of {self.held_out_texts:,} "
+            f"held-out texts ({self.held_out_share:.2%}) tokenize differently with the "
+            f"{self.student:,} kept tokens{most}, over {max_changed} {self.max_changed:.2%}. "
+            f"{out} was written and marked failed in kdcli.json; keep more tokens "
+            f"({option_ref('vocab_keep')} script, a larger {option_ref('vocab_size')}) or allow "
+            f"more change ({max_changed} {_percent_above(self.held_out_share)})"
+        )
+
+
+def _percent_above(share: float) -> str:
+    """The smallest whole-tenth percentage at or above `share`, as --max-changed takes it."""
+    tenths = -int(-share * 1000 // 1)
+    return f"{tenths / 10:g}%"
 
 
 @dataclass(frozen=True)
 class VocabTrim:
-    """Vocabulary trimming inside one shrink: the data and the teacher's tokens of every text
-    of it, read before any weights are touched; `select` decides, `write` writes."""
+    """Vocabulary trimming inside one shrink: the data and the held-out texts with the teacher's
+    tokens of each, read before any weights are touched; `select` decides, `write` writes."""
 
     settings: TrimSettings
     tokenizer: PreTrainedTokenizerBase
-    texts: list[str]
-    encoded: list[list[int]]  # the teacher's token ids of every text
-    held_out: list[str] | None
+    data: Texts
+    held_out: Texts
+    encoded: list[list[int]]  # the teacher's token ids of every text of the data
+    held_out_encoded: list[list[int]]  # and of every held-out text
     fingerprint: str
 
     @classmethod
     def load(cls, settings: TrimSettings, ref: ModelRef) -> VocabTrim:
-        """Read the teacher's tokenizer and the data, and tokenize the data."""
+        """Read the teacher's tokenizer, the data and the held-out texts, and tokenize them."""
         from kdcli.vocab.tokenizer_trim import backend_json, encode
 
         tokenizer = load_tokenizer(ref)
         backend_json(tokenizer, ref.name)  # a tokenizer without a fast backend fails here, early
         examples = load_for_option(settings.data, OPTION, "train", settings.languages)
-        texts = nonempty_texts(examples, OPTION, settings.data, settings.languages)
-        held_out = _held_out(settings, set(texts))
-        encoded = encode(tokenizer, texts)
-        return cls(settings, tokenizer, texts, encoded, held_out, examples.fingerprint())
+        nonempty_texts(examples, OPTION, settings.data, settings.languages)  # none: an error
+        data = _nonempty(examples.texts, examples.languages, f"{settings.data} (train)")
+        held_out = _held_out(settings, set(data.texts))
+        return cls(
+            settings,
+            tokenizer,
+            data,
+            held_out,
+            encode(tokenizer, data.texts),
+            encode(tokenizer, held_out.texts),
+            examples.fingerprint(),
+        )
 
     def select(self, source: str, teacher_config: dict[str, Any], rows: int) -> VocabSelection:
-        """The teacher token ids the student keeps (pure: writes nothing)."""
-        from kdcli.vocab.tokenizer_trim import select_vocab
+        """The tokens the student keeps: the ranking cut where the settings say (pure: writes
+        nothing)."""
+        ranking = self.rank(source, teacher_config, rows)
+        return ranking.select(self.cut(ranking))
 
-        return select_vocab(
+    def rank(self, source: str, teacher_config: dict[str, Any], rows: int) -> VocabRanking:
+        """The teacher's tokens in the order trimming keeps them (see `ranking`)."""
+        from kdcli.vocab.ranking import rank_vocab
+
+        return rank_vocab(
             self.tokenizer,
-            self.texts,
+            self.data.texts,
             source,
-            vocab_size=self.settings.vocab_size,
+            languages=self.data.languages,
             min_frequency=self.settings.min_frequency,
             protected=token_ids(teacher_config).values(),
             rows=rows,
             encoded=self.encoded,
         )
+
+    def cut(self, ranking: VocabRanking) -> int:
+        """How many ranked tokens to keep: the level `keep` names, or with `auto` the smallest
+        level within `max_changed` on the held-out texts; `vocab_size` caps it."""
+        settings = self.settings
+        ends = ranking.ends
+        if settings.keep != "auto":
+            size = ends[settings.keep]
+        else:
+            needed = ranking.needed(self.held_out_encoded)
+            within = [
+                ends[level]
+                for level in LEVELS
+                if _share_beyond(needed, ends[level]) <= settings.max_changed
+            ]
+            size = within[0] if within and settings.vocab_size is None else ends["script"]
+        return size if settings.vocab_size is None else min(settings.vocab_size, size)
 
     def write(
         self,
@@ -114,44 +201,50 @@ class VocabTrim:
         out_dir: Path,
         progress: ProgressCallback | None,
     ) -> VocabReport:
-        """Write the student's tokenizer, then check it on every text of the data."""
+        """Write the student's tokenizer, then check it on the data and the held-out texts."""
+        from transformers import AutoTokenizer
+
         from kdcli.vocab.tokenizer_trim import changed_texts, unk_rate, write_tokenizer
 
-        write_tokenizer(self.tokenizer, selection, ref.path, out_dir, ref.name)
+        write_tokenizer(self.tokenizer, selection.kept, ref.path, out_dir, ref.name)
         report(progress, "check tokenizer", 0, None)
-        changed = changed_texts(out_dir, self.texts, self.encoded, selection.new_ids)
+        changed = changed_texts(out_dir, self.data.texts, self.encoded, selection.new_ids)
         if changed and not selection.dropped_used:
             raise CheckFailedError(
                 f"{ref.name}: the trimmed {selection.family} tokenizer "
                 f"({type(self.tokenizer).__name__}) segments {len(changed)} of "
-                f"{len(self.texts)} {option_ref(OPTION)} texts differently from the teacher's "
-                f"(first: {self.texts[changed[0]]!r}): this tokenizer cannot be trimmed safely; "
-                f"drop {option_ref(OPTION)}"
+                f"{len(self.data.texts)} {option_ref(OPTION)} texts differently from the "
+                f"teacher's (first: {self.data.texts[changed[0]]!r}): this tokenizer cannot be "
+                f"trimmed safely; drop {option_ref(OPTION)}"
             )
-        held = self.held_out or []
-        student_rate = None
-        teacher_rate = None
-        if held:
-            from transformers import AutoTokenizer
-
-            teacher_rate = unk_rate(self.tokenizer, held)
-            student_rate = unk_rate(AutoTokenizer.from_pretrained(out_dir), held)
-        return VocabReport(
+        held = self.held_out
+        held_changed = changed_texts(out_dir, held.texts, self.held_out_encoded, selection.new_ids)
+        share = len(held_changed) / len(held.texts)
+        result = VocabReport(
             tokenizer=selection.family,
             teacher=selection.teacher_size,
             student=len(selection.kept),
+            level=selection.level,
+            levels=dict(selection.levels),
             used=selection.used,
             dropped_used=selection.dropped_used,
             fallback=selection.fallback,
-            texts=len(self.texts),
+            texts=len(self.data.texts),
             changed_texts=len(changed),
-            held_out_texts=len(held),
-            unk_rate_teacher=teacher_rate,
-            unk_rate_student=student_rate,
+            held_out_texts=len(held.texts),
+            held_out_source=held.source,
+            held_out_changed=len(held_changed),
+            held_out_share=share,
+            changed_by_language=held.by_language(set(held_changed)),
+            max_changed=self.settings.max_changed,
+            passed=share <= self.settings.max_changed,
+            unk_rate_teacher=unk_rate(self.tokenizer, held.texts),
+            unk_rate_student=unk_rate(AutoTokenizer.from_pretrained(out_dir), held.texts),
         )
+        return _with_notes(result)
 
     def provenance(self, selection: VocabSelection, result: VocabReport) -> dict[str, Any]:
-        """The vocabulary map (kept teacher ids, as ranges) and the data it came from."""
+        """The vocabulary map (kept teacher ids, as ranges), the data and the check."""
         data = asdict(result)
         data["kept"] = to_ranges(selection.kept)
         data["data"] = {
@@ -160,19 +253,69 @@ class VocabTrim:
             "languages": self.settings.languages,
             "sha256": self.fingerprint,
         }
-        data["held_out_split"] = "dev" if result.held_out_texts else None
+        data["keep"] = self.settings.keep
         data["vocab_size"] = self.settings.vocab_size
         data["min_frequency"] = self.settings.min_frequency
         return data
 
 
-def _held_out(settings: TrimSettings, seen: set[str]) -> list[str] | None:
-    """The dev split's texts that are not in the trimming data; None when there is no dev split."""
-    try:
-        examples = load_for_option(settings.data, OPTION, "dev", settings.languages)
-    except KdcliError:
-        return None
-    return [t for t in examples.texts if t and t.strip() and t not in seen] or None
+def _share_beyond(needed: list[int], size: int) -> float:
+    """Share of texts that need more than the first `size` ranked tokens."""
+    return sum(1 for n in needed if n > size) / len(needed)
+
+
+def _with_notes(result: VocabReport) -> VocabReport:
+    notes = []
+    if result.dropped_used:
+        notes.append(
+            f"{result.dropped_used} of the {result.used} tokens seen in the {option_ref(OPTION)} "
+            f"data were left out ({option_ref('vocab_size')} / {option_ref('min_frequency')}): "
+            f"{result.changed_texts} of its {result.texts} texts now tokenize differently"
+        )
+    return replace(result, notes=notes)
+
+
+def _nonempty(texts: list[str], languages: list[str], source: str) -> Texts:
+    keep = [i for i, text in enumerate(texts) if text and text.strip()]
+    return Texts([texts[i] for i in keep], [languages[i] for i in keep], source)
+
+
+def _held_out(settings: TrimSettings, seen: set[str]) -> Texts:
+    """The dev and test texts of `--vocab-check DATA` (else of the data) that are not in the
+    data's train split: text the trimmed tokenizer has not been fitted to."""
+    spec, option = (settings.check, CHECK_OPTION) if settings.check else (settings.data, OPTION)
+    seen = set(seen)
+    texts: list[str] = []
+    languages: list[str] = []
+    found: list[str] = []
+    for split in HELD_OUT_SPLITS:
+        try:
+            examples = load_for_option(spec, option, split, settings.languages)
+        except KdcliError:
+            if settings.check and split == HELD_OUT_SPLITS[-1] and not found:
+                raise
+            continue
+        found.append(split)
+        for text, language in zip(examples.texts, examples.languages, strict=True):
+            if text and text.strip() and text not in seen:
+                seen.add(text)
+                texts.append(text)
+                languages.append(language)
+    if not texts:
+        check, data = option_ref(CHECK_OPTION), option_ref(OPTION)
+        fix = (
+            f"give {check} held-out texts that are not in the {data} train split"
+            if settings.check
+            else f"add {check} DATA (texts of the same languages, not in its train split)"
+        )
+        raise KdcliError(
+            f"has no dev or test texts outside the {data} train split to check the trimmed "
+            "vocabulary on unseen text",
+            option=option,
+            value=spec,
+            fix=fix,
+        )
+    return Texts(texts, languages, f"{spec} ({'+'.join(found)})")
 
 
 def token_ids(config: dict[str, Any]) -> dict[str, int]:

@@ -1,13 +1,12 @@
-"""Vocabulary trimming: keep only the tokens a student's languages need.
+"""Trimmed tokenizers: a teacher's tokenizer.json cut down to a kept set of token ids.
 
 In a multilingual encoder the embedding matrix is most of the model (XLM-R base: 192M of 278M
-parameters). A student that serves ten languages needs only the tokens its tokenizer produces on
-text of those languages. kdcli keeps those tokens (plus the special tokens and a small fallback
-alphabet), slices the embedding rows in the teacher's order, and writes a tokenizer that
-segments every text of the trimming data exactly as the teacher's tokenizer did.
+parameters). A student that serves some languages needs only the tokens its tokenizer produces on
+text of those languages; `ranking.py` decides which ids to keep, this module writes the student's
+tokenizer files (kept tokens renumbered in the teacher's order) and checks them.
 
-Why the segmentation of the trimming data cannot change, per tokenizer model (`K` is the kept
-set, which always contains every token the teacher produced on the data):
+Why a text keeps its segmentation when every token the teacher gives it is kept (`K` is the kept
+set), per tokenizer model:
 
 - **Unigram** (SentencePiece: XLM-R, mDeBERTa): Viterbi picks the best-scoring segmentation.
   The teacher's segmentation uses only tokens of `K`, and every segmentation over `K` is one over
@@ -24,19 +23,17 @@ set, which always contains every token the teacher produced on the data):
   every merge whose parts and result are kept, in the teacher's order. The teacher's merges are
   then all present, and the lowest-ranked applicable merge is the same at every step.
 
-The same arguments hold for any superset of the produced tokens, which is why kdcli can add a
-fallback alphabet (the single characters of the data, with their `##` / suffix forms, and the
-256 byte symbols of byte-level BPE) so that new text of the same languages still tokenizes into
-smaller pieces instead of unknown tokens. After writing, kdcli reloads the student's tokenizer
-and re-checks the claim on every text of the data.
+Conversely a text one of whose tokens was dropped cannot keep its tokens, so "every token of the
+text is kept" is exactly the condition, for data and unseen text alike. After writing, kdcli
+reloads the student's tokenizer and measures the claim on real text (`changed_texts`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,29 +45,10 @@ if TYPE_CHECKING:
 
 TRIMMABLE = ("Unigram", "WordPiece", "BPE")
 _CONFIG_FILES = ("tokenizer_config.json", "special_tokens_map.json")
-_BYTE_FALLBACK = [f"<0x{b:02X}>" for b in range(256)]
 
 
 @dataclass(frozen=True)
-class VocabSelection:
-    """Which teacher token ids the student keeps (sorted: the teacher's order) and why."""
-
-    kept: list[int]
-    family: str
-    teacher_size: int
-    used: int  # distinct tokens the teacher's tokenizer produced on the data
-    dropped_used: int  # of those, how many --vocab-size / --min-frequency left out
-    fallback: int  # single-character tokens kept, unseen in the data, so new text still tokenizes
-    texts: int
-    tokens: int  # tokens produced on the data (special tokens included)
-
-    @property
-    def new_ids(self) -> dict[int, int]:
-        return {old: new for new, old in enumerate(self.kept)}
-
-
-@dataclass(frozen=True)
-class _Model:
+class TokenizerModel:
     """The parts of a tokenizer.json model that trimming reads."""
 
     family: str
@@ -80,6 +58,61 @@ class _Model:
     @property
     def spec(self) -> dict[str, Any]:
         return self.data["model"]
+
+    @functools.cached_property
+    def ids(self) -> dict[str, int]:
+        return {token: i for i, token in enumerate(self.tokens)}
+
+    @property
+    def prefix(self) -> str:
+        """The continuing-subword marker (WordPiece's `##`), if any."""
+        return self.spec.get("continuing_subword_prefix") or ""
+
+    @property
+    def suffix(self) -> str:
+        """The end-of-word marker (some BPEs' `</w>`), if any."""
+        return self.spec.get("end_of_word_suffix") or ""
+
+    @functools.cached_property
+    def byte_level(self) -> bool:
+        """Whether tokens are spelled in the byte-level alphabet (GPT-2 style BPE)."""
+        return self.family == "BPE" and _has_byte_level(self.data.get("pre_tokenizer"))
+
+    def text(self, token_id: int) -> str:
+        """The characters a token stands for: word markers removed, byte-level spelling decoded
+        (an incomplete UTF-8 sequence becomes U+FFFD, a symbol of no script)."""
+        token = self.tokens[token_id]
+        if self.prefix and token.startswith(self.prefix):
+            token = token[len(self.prefix) :]
+        if self.suffix and token.endswith(self.suffix):
+            token = token[: -len(self.suffix)]
+        if self.byte_level:
+            decode = _byte_decoder()
+            raw = bytes(decode[c] for c in token if c in decode)
+            return raw.decode("utf-8", errors="replace")
+        return token
+
+
+def _has_byte_level(node: Any) -> bool:
+    if isinstance(node, dict):
+        return node.get("type") == "ByteLevel" or any(_has_byte_level(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_byte_level(v) for v in node)
+    return False
+
+
+@functools.lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    """The byte-level alphabet (GPT-2's bytes_to_unicode), character -> byte."""
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    chars = list(printable)
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
 
 
 def backend_json(tokenizer: PreTrainedTokenizerBase, source: str) -> dict[str, Any]:
@@ -94,7 +127,7 @@ def backend_json(tokenizer: PreTrainedTokenizerBase, source: str) -> dict[str, A
     return json.loads(backend.to_str())
 
 
-def _parse(tokenizer: PreTrainedTokenizerBase, source: str) -> _Model:
+def parse(tokenizer: PreTrainedTokenizerBase, source: str) -> TokenizerModel:
     data = backend_json(tokenizer, source)
     spec = data.get("model") or {}
     family = spec.get("type")
@@ -114,7 +147,7 @@ def _parse(tokenizer: PreTrainedTokenizerBase, source: str) -> _Model:
                 f"and cannot be trimmed safely; drop {option_ref('vocab_from')}"
             )
         tokens = [by_id[i] for i in range(len(by_id))]
-    return _Model(family, tokens, data)
+    return TokenizerModel(family, tokens, data)
 
 
 def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
@@ -124,170 +157,24 @@ def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[lis
     return list(tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"])
 
 
-def select_vocab(
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    source: str,
-    vocab_size: int | None = None,
-    min_frequency: int | None = None,
-    protected: Iterable[int] = (),
-    rows: int | None = None,
-    encoded: list[list[int]] | None = None,
-) -> VocabSelection:
-    """The teacher ids to keep for `texts`, the most frequent first when capped.
-
-    Always kept: special and added tokens, `protected` ids (e.g. the config's pad/bos/eos ids),
-    and what the tokenizer model needs to stay consistent (see the module notes). Then the
-    fallback alphabet of the data's characters, then the produced tokens by frequency.
-    `vocab_size` caps the total; `min_frequency` drops produced tokens seen fewer times.
-    """
-    model = _parse(tokenizer, source)
-    size = len(tokenizer)
-    rows = size if rows is None else rows
-    if size > rows:
-        raise KdcliError(
-            f"{source}: its tokenizer has {size} tokens but the model has only {rows} embedding "
-            "rows: the tokenizer does not belong to this model"
-        )
-    encoded = encode(tokenizer, texts) if encoded is None else encoded
-    counts = Counter(i for ids in encoded for i in ids)
-    closure = _closure(model)
-    forced = _forced(model, tokenizer, protected, rows)
-    kept: set[int] = set()
-    for token_id in sorted(forced):
-        kept |= closure(token_id)
-    if vocab_size is not None and vocab_size < len(kept):
-        raise KdcliError(
-            f"is smaller than the {len(kept)} tokens every student of {source} keeps (special "
-            f"tokens and what its {model.family} model needs)",
-            option="vocab_size",
-            value=vocab_size,
-            fix=f"choose at least {len(kept)}",
-        )
-    fallback = [i for i in _fallback(model, tokenizer, texts) if i not in kept]
-    threshold = min_frequency or 1
-    used = sorted(counts, key=lambda i: (-counts[i], i))
-    wanted = [i for i in used if counts[i] >= threshold]
-    for token_id in [*fallback, *wanted]:
-        need = closure(token_id) - kept
-        if vocab_size is None or len(kept) + len(need) <= vocab_size:
-            kept |= need
-    return VocabSelection(
-        kept=sorted(kept),
-        family=model.family,
-        teacher_size=size,
-        used=len(counts),
-        dropped_used=sum(1 for i in counts if i not in kept),
-        fallback=sum(1 for i in fallback if i in kept and i not in counts),
-        texts=len(encoded),
-        tokens=sum(counts.values()),
-    )
-
-
-def _forced(
-    model: _Model, tokenizer: PreTrainedTokenizerBase, protected: Iterable[int], rows: int
-) -> set[int]:
-    size = len(tokenizer)
-    forced = {int(t["id"]) for t in model.data.get("added_tokens") or []}
-    forced |= {i for i in tokenizer.all_special_ids if i is not None and 0 <= i < size}
-    forced |= {int(i) for i in protected if 0 <= int(i) < rows}
-    spec = model.spec
-    ids = {token: i for i, token in enumerate(model.tokens)}
-    if model.family == "Unigram":
-        if spec.get("unk_id") is not None:
-            forced.add(int(spec["unk_id"]))
-        # Keeps min(score), so the unknown-token score (min - 10) does not move: see module notes.
-        forced.add(min(range(len(model.tokens)), key=lambda i: (spec["vocab"][i][1], i)))
-    elif spec.get("unk_token") in ids:
-        forced.add(ids[spec["unk_token"]])
-    if spec.get("byte_fallback"):
-        forced |= {ids[b] for b in _BYTE_FALLBACK if b in ids}
-    if model.family == "BPE" and _is_byte_level(model.data):
-        from tokenizers.pre_tokenizers import ByteLevel
-
-        forced |= {ids[c] for c in ByteLevel.alphabet() if c in ids}
-    return forced
-
-
-def _is_byte_level(data: dict[str, Any]) -> bool:
-    def walk(node: Any) -> bool:
-        if isinstance(node, dict):
-            if node.get("type") == "ByteLevel":
-                return True
-            return any(walk(v) for v in node.values())
-        if isinstance(node, list):
-            return any(walk(v) for v in node)
-        return False
-
-    return walk(data.get("pre_tokenizer"))
-
-
-def _fallback(model: _Model, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[int]:
-    """Single-character tokens of the data's characters, most frequent first."""
-    if model.family == "BPE" and _is_byte_level(model.data):
-        return []  # the byte alphabet, kept whole, already covers every text
-    normalizer = tokenizer.backend_tokenizer.normalizer
-    chars: Counter[str] = Counter()
-    for text in texts:
-        chars.update(normalizer.normalize_str(text) if normalizer is not None else text)
-    ids = {token: i for i, token in enumerate(model.tokens)}
-    spec = model.spec
-    prefix = spec.get("continuing_subword_prefix") or ""
-    suffix = spec.get("end_of_word_suffix") or ""
-    found: list[int] = []
-    if model.family == "Unigram" and "▁" in ids:
-        found.append(ids["▁"])  # the word-start marker of SentencePiece
-    for char, _ in sorted(chars.items(), key=lambda item: (-item[1], item[0])):
-        if char.isspace():
-            continue
-        for form in dict.fromkeys((char, prefix + char, char + suffix)):
-            if form in ids:
-                found.append(ids[form])
-    return list(dict.fromkeys(found))
-
-
-def _closure(model: _Model) -> Any:
-    """token id -> the set of ids that must be kept with it (BPE: its merge parts)."""
-    if model.family != "BPE":
-        return lambda token_id: {token_id}
-    ids = {token: i for i, token in enumerate(model.tokens)}
-    producers: dict[int, list[tuple[int, int]]] = {}
-    for a, b, result in _merges(model):
-        if a in ids and b in ids and result in ids:
-            producers.setdefault(ids[result], []).append((ids[a], ids[b]))
-
-    def closure(token_id: int) -> set[int]:
-        found = {token_id}
-        stack = [token_id]
-        while stack:
-            for parts in producers.get(stack.pop(), ()):
-                for part in parts:
-                    if part not in found:
-                        found.add(part)
-                        stack.append(part)
-        return found
-
-    return closure
-
-
-def _merges(model: _Model) -> list[tuple[str, str, str]]:
+def merges(model: TokenizerModel) -> list[tuple[str, str, str]]:
     """(left, right, result) for each merge, in rank order."""
-    prefix = model.spec.get("continuing_subword_prefix") or ""
-    merges = []
+    prefix = model.prefix
+    found = []
     for merge in model.spec.get("merges") or []:
         a, b = merge.split(" ", 1) if isinstance(merge, str) else merge
         right = b[len(prefix) :] if prefix and b.startswith(prefix) else b
-        merges.append((a, b, a + right))
-    return merges
+        found.append((a, b, a + right))
+    return found
 
 
 def trimmed_tokenizer_json(
-    tokenizer: PreTrainedTokenizerBase, selection: VocabSelection, source: str
+    tokenizer: PreTrainedTokenizerBase, kept: Sequence[int], source: str
 ) -> dict[str, Any]:
-    """The tokenizer.json of the student: kept tokens renumbered in the teacher's order."""
-    model = _parse(tokenizer, source)
-    new_ids = selection.new_ids
-    model_kept = [i for i in selection.kept if i < len(model.tokens)]
+    """The tokenizer.json of the student: the `kept` teacher ids (sorted), renumbered in order."""
+    model = parse(tokenizer, source)
+    new_ids = {old: new for new, old in enumerate(kept)}
+    model_kept = [i for i in kept if i < len(model.tokens)]
     data = model.data
     spec = data["model"]
     if model.family == "Unigram":
@@ -300,7 +187,7 @@ def trimmed_tokenizer_json(
         kept_tokens = set(spec["vocab"])
         spec["merges"] = [
             merge
-            for merge, (a, b, result) in zip(spec.get("merges") or [], _merges(model), strict=True)
+            for merge, (a, b, result) in zip(spec.get("merges") or [], merges(model), strict=True)
             if a in kept_tokens and b in kept_tokens and result in kept_tokens
         ]
     for token in data.get("added_tokens") or []:
@@ -330,7 +217,7 @@ def _remap_processor(node: Any, new_ids: dict[int, int]) -> Any:
 
 def write_tokenizer(
     tokenizer: PreTrainedTokenizerBase,
-    selection: VocabSelection,
+    kept: Sequence[int],
     source_dir: Path,
     out_dir: Path,
     source: str,
@@ -342,9 +229,9 @@ def write_tokenizer(
     """
     from tokenizers import Tokenizer
 
-    data = trimmed_tokenizer_json(tokenizer, selection, source)
+    data = trimmed_tokenizer_json(tokenizer, kept, source)
     Tokenizer.from_str(json.dumps(data)).save(str(out_dir / "tokenizer.json"))
-    new_ids = selection.new_ids
+    new_ids = {old: new for new, old in enumerate(kept)}
     for name in _CONFIG_FILES:
         if not (source_dir / name).is_file():
             continue
