@@ -17,6 +17,7 @@ from kdcli.steps.distill import DistillConfig, DistillResult, distill
 from kdcli.steps.evaluate import EvalConfig, evaluate
 from kdcli.steps.export import ExportConfig, ExportResult, export
 from kdcli.steps.finetune import FinetuneConfig, FinetuneResult, finetune
+from kdcli.steps.predict import PredictConfig, PredictResult, predict
 from kdcli.steps.shrink import ShrinkConfig, ShrinkResult, shrink
 from kdcli.training.loop import TrainConfig
 
@@ -33,6 +34,8 @@ __all__ = [
     "FinetuneConfig",
     "FinetuneResult",
     "KdcliError",
+    "PredictConfig",
+    "PredictResult",
     "Predictor",
     "ShrinkConfig",
     "ShrinkResult",
@@ -43,5 +46,6 @@ __all__ = [
     "export",
     "finetune",
     "open_predictor",
+    "predict",
     "shrink",
 ]

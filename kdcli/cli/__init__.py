@@ -8,7 +8,14 @@ console script; `python -m kdcli.cli` (`__main__.py`) runs it under torchrun / a
 
 from typer.core import TyperCommand
 
-from kdcli.cli import distill, evaluate, export, finetune, shrink  # noqa: F401  (registers them)
+from kdcli.cli import (  # noqa: F401  (registers them)
+    distill,
+    evaluate,
+    export,
+    finetune,
+    predict,
+    shrink,
+)
 from kdcli.cli.app import KdcliCommand, app
 
 for _command in app.registered_commands:  # conventional help for arguments (see KdcliCommand)

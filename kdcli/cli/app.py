@@ -25,7 +25,7 @@ from kdcli.core.errors import (
     is_disk_full,
 )
 
-WORKFLOW = ("finetune", "shrink", "distill", "eval", "export")
+WORKFLOW = ("finetune", "shrink", "distill", "eval", "export", "predict")
 
 
 class KdcliGroup(TyperGroup):
@@ -159,7 +159,7 @@ app = typer.Typer(
     name="kdcli",
     help="Make multilingual transformer classifiers small and fast without losing languages.\n\n"
     "Workflow: finetune (a teacher) -> shrink (a student copied from it) -> distill -> eval "
-    "(per language) -> export (ONNX / int8). Docs: docs/cli.md.",
+    "(per language) -> export (ONNX / int8) -> predict (label files). Docs: docs/cli.md.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from kdcli.steps.distill import DistillResult
     from kdcli.steps.export import ExportResult
     from kdcli.steps.finetune import FinetuneResult
+    from kdcli.steps.predict import PredictResult
     from kdcli.steps.shrink import ShrinkResult
     from kdcli.training.job import TrainSummary
     from kdcli.vocab.shrink_step import VocabReport
@@ -302,6 +303,38 @@ def _vocab_line(v: VocabReport) -> str:
         f"--max-changed {v.max_changed:.2%}{most}); unknown tokens on them: "
         f"{v.unk_rate_teacher:.2%} → {v.unk_rate_student:.2%}"
     )
+
+
+def predict_summary(result: PredictResult) -> None:
+    """How many texts, how fast, which labels; accuracy when the file had labels."""
+    kinds = {"pytorch": "PyTorch", "onnx": "ONNX fp32", "onnx-int8": "ONNX int8"}
+    console.print(
+        escape(
+            f"kdcli predict: {result.model} ({kinds.get(result.kind, result.kind)}) on "
+            f"{result.rows:,} texts, {result.seconds:.1f} s ({result.texts_per_second:,.0f} "
+            f"texts/s) → {result.out}"
+        ),
+        highlight=False,
+    )
+    table = Table(title_justify="left")
+    table.add_column("predicted label")
+    table.add_column("texts", justify="right")
+    table.add_column("share", justify="right")
+    shown = list(result.predicted.items())
+    for label, n in shown[:10]:
+        table.add_row(escape(label), f"{n:,}", f"{n / result.rows:.1%}")
+    if len(shown) > 10:
+        rest = sum(n for _, n in shown[10:])
+        table.add_row(f"{len(shown) - 10} more", f"{rest:,}", f"{rest / result.rows:.1%}")
+    console.print(table)
+    if result.accuracy is not None:
+        line = f"accuracy against --label-column {result.columns['label']}: {result.accuracy:.1%}"
+        if result.accuracy_by_language:
+            worst = min(result.accuracy_by_language.items(), key=lambda item: item[1])
+            line += f" (worst language {worst[0]}: {worst[1]:.1%})"
+        console.print(escape(line), highlight=False)
+    for text in result.notes:
+        note(text)
 
 
 def eval_summary(report: EvalReport) -> None:

@@ -201,7 +201,7 @@ def _massive_release(path: Path, split: str, slots: bool) -> Iterator[Row]:
     partition = split  # MASSIVE's own partition names are train | dev | test
     needed = ("id", "locale", "partition", "annot_utt" if slots else "intent", "utt")
     for name, handle in _release_files(path):
-        for line_no, record in _jsonl_records(handle, name):
+        for line_no, record in jsonl_records(handle, name):
             _require(record, needed, name, line_no)
             if record["partition"] == partition:
                 yield _massive_row(record, slots, f"{name}, line {line_no}")
@@ -307,7 +307,7 @@ def _massive_hub(
 def _massive_parquet(path: Path, slots: bool = False, name: str | None = None) -> Iterator[Row]:
     """Rows of one converted MASSIVE parquet file, with intents mapped back to their names."""
     table = _read_parquet(path)
-    names = _class_label_names(table.schema, "intent")
+    names = class_label_names(table.schema, "intent")
     for row_no, record in enumerate(table.to_pylist(), start=1):
         intent = record["intent"]
         if isinstance(intent, int) and names:
@@ -315,7 +315,7 @@ def _massive_parquet(path: Path, slots: bool = False, name: str | None = None) -
         yield _massive_row(record, slots, f"{name or path}, row {row_no}")
 
 
-def _class_label_names(schema: Any, column: str) -> list[str] | None:
+def class_label_names(schema: Any, column: str) -> list[str] | None:
     """The names of a ClassLabel column (or a list of ClassLabels, like WikiANN's ner_tags),
     from the features `datasets` stores in parquet."""
     raw = (schema.metadata or {}).get(b"huggingface")
@@ -328,10 +328,10 @@ def _class_label_names(schema: Any, column: str) -> list[str] | None:
     return feature.get("names") if feature.get("_type") == "ClassLabel" else None
 
 
-def _label_name(value: Any, names: list[str]) -> Any:
+def label_name(value: Any, names: list[str]) -> Any:
     """A ClassLabel index (or a list of them) as its name(s); other values unchanged."""
     if isinstance(value, list):
-        return [_label_name(item, names) for item in value]
+        return [label_name(item, names) for item in value]
     return names[value] if isinstance(value, int) and 0 <= value < len(names) else value
 
 
@@ -428,16 +428,16 @@ def _split_file(folder: Path, split: str) -> Path:
 def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     if path.suffix == ".jsonl":
         with path.open("rb") as handle:
-            yield from _jsonl_records(handle, str(path))
+            yield from jsonl_records(handle, str(path))
     elif path.suffix == ".csv":
         yield from _csv_records(path)
     elif path.suffix == ".parquet":
         table = _read_parquet(path)
-        label_names = {c: _class_label_names(table.schema, c) for c in table.column_names}
+        label_names = {c: class_label_names(table.schema, c) for c in table.column_names}
         for index, record in enumerate(table.to_pylist(), start=1):
             for column, names in label_names.items():
                 if names:
-                    record[column] = _label_name(record.get(column), names)
+                    record[column] = label_name(record.get(column), names)
             yield index, record
     else:
         raise KdcliError(
@@ -447,7 +447,7 @@ def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         )
 
 
-def _jsonl_records(handle: IO[bytes], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def jsonl_records(handle: IO[bytes], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
     for line_no, raw in enumerate(handle, start=1):
         try:
             line = raw.decode("utf-8")
@@ -503,7 +503,7 @@ def _rows_from_records(
         if names is None:
             task = task or _infer_task(record, columns)
             defaults = TOKEN_COLUMNS if task == TOKEN else DEFAULT_COLUMNS
-            names = _pick_columns(record, columns, path, defaults)
+            names = _split_columns(record, columns, path, defaults)
         _require(record, names.required(), str(path), line_no)
         language = record[names.language] if names.language else "und"
         if isinstance(language, list) and task == TOKEN:  # WikiANN's langs: one per word
@@ -582,7 +582,7 @@ def _row_in_split(value: str, split: str) -> bool:
 
 @dataclass(frozen=True)
 class _Found:
-    """The columns a file's rows are read from: text and label always, language if any."""
+    """The columns a split's rows are read from: text and label always, language if any."""
 
     text: str
     label: str
@@ -592,12 +592,24 @@ class _Found:
         return [c for c in (self.text, self.label, self.language) if c]
 
 
-def _pick_columns(
+def _split_columns(
+    record: dict[str, Any], columns: Columns, path: Path, defaults: dict[str, tuple[str, ...]]
+) -> _Found:
+    chosen = pick_columns(record, columns, path, defaults)
+    text, label = chosen["text"], chosen["label"]
+    assert text is not None and label is not None  # pick_columns raised for a missing one
+    return _Found(text, label, chosen["language"])
+
+
+def pick_columns(
     record: dict[str, Any],
     columns: Columns,
     path: Path,
     defaults: dict[str, tuple[str, ...]] = DEFAULT_COLUMNS,
-) -> _Found:
+    optional: Sequence[str] = ("language",),
+) -> dict[str, str | None]:
+    """The column of each role (text, label, language): the one asked for, else the first default
+    name the record has; a role in `optional` may have none."""
     chosen: dict[str, str | None] = {}
     for role, option in (
         ("text", columns.text),
@@ -613,15 +625,13 @@ def _pick_columns(
             chosen[role] = option
             continue
         found = next((c for c in defaults[role] if c in record), None)
-        if found is None and role != "language":
+        if found is None and role not in optional:
             raise KdcliError(
                 f"{path}: no {role} column (looked for {', '.join(defaults[role])}); "
                 f"columns are {', '.join(map(str, record))}: pass {option_ref(role + '_column')}"
             )
         chosen[role] = found
-    text, label = chosen["text"], chosen["label"]
-    assert text is not None and label is not None  # a missing text or label column raised above
-    return _Found(text, label, chosen["language"])
+    return chosen
 
 
 def _require(record: dict[str, Any], fields: Iterable[str], name: str, line_no: int) -> None:
@@ -665,7 +675,7 @@ def _hub_dataset(
     for index, record in enumerate(dataset, start=1):
         for column, labels in names.items():
             if labels:
-                record[column] = _label_name(record.get(column), labels)
+                record[column] = label_name(record.get(column), labels)
         records.append((index, record))
     return _rows_from_records(
         records, Path(spec), columns, split_column=False, split=split, task=task
