@@ -583,22 +583,24 @@ def test_vocab_check_gives_the_held_out_texts(big_vocab_teacher, tmp_path):
             vocab_check=str(check),
         )
     ).vocab
-    assert vocab.held_out_texts == 2 and vocab.held_out_source == f"{check} (dev+test)"
+    # a check file without a split column counts whole (for training kdcli would split it)
+    assert vocab.held_out_texts == 2 and vocab.held_out_source == f"{check} (all rows)"
 
 
-def _single_file(tmp_path: Path, name: str = "all.jsonl") -> Path:
-    """A file without a split column: it serves the same rows as train, dev and test."""
-    path = tmp_path / name
+def _train_rows(path: Path) -> Path:
+    """The mini sample's en-US train texts as one jsonl file without a split column."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{"text": t, "label": "x", "language": "en-US"} for t in _split("train", ["en-US"])]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 def test_data_without_held_out_text_asks_for_vocab_check(cli, big_vocab_teacher, tmp_path):
-    data = _single_file(tmp_path)
+    data = _train_rows(tmp_path / "train-only" / "train.jsonl").parent  # no dev or test file
+    same = _train_rows(tmp_path / "same.jsonl")  # held-out texts that are all training texts
     for args, expected in (
         (["--vocab-from", data], "add --vocab-check DATA"),
-        (["--vocab-from", data, "--vocab-check", data], "not in the --vocab-from train split"),
+        (["--vocab-from", data, "--vocab-check", same], "not in the --vocab-from train split"),
     ):
         result = cli("shrink", big_vocab_teacher("bert"), "--out", tmp_path / "s", *args)
         assert result.exit_code == 2, result.stderr

@@ -282,17 +282,19 @@ def _nonempty(texts: list[str], languages: list[str], source: str) -> Texts:
 
 def _held_out(settings: TrimSettings, seen: set[str]) -> Texts:
     """The dev and test texts of `--vocab-check DATA` (else of the data) that are not in the
-    data's train split: text the trimmed tokenizer has not been fitted to."""
+    data's train split: text the trimmed tokenizer has not been fitted to. A `--vocab-check`
+    file without a split column counts with all its rows: it was given to check, not to train."""
     spec, option = (settings.check, CHECK_OPTION) if settings.check else (settings.data, OPTION)
     seen = set(seen)
     texts: list[str] = []
     languages: list[str] = []
     found: list[str] = []
-    for split in HELD_OUT_SPLITS:
+    splits = ("train", *HELD_OUT_SPLITS) if _unsplit_check(settings) else HELD_OUT_SPLITS
+    for split in splits:
         try:
             examples = load_for_option(spec, option, split, settings.languages)
         except KdcliError:
-            if settings.check and split == HELD_OUT_SPLITS[-1] and not found:
+            if settings.check and split == splits[-1] and not found:
                 raise
             continue
         found.append(split)
@@ -315,7 +317,20 @@ def _held_out(settings: TrimSettings, seen: set[str]) -> Texts:
             value=spec,
             fix=fix,
         )
-    return Texts(texts, languages, f"{spec} ({'+'.join(found)})")
+    parts = "all rows" if "train" in found else "+".join(found)  # train: an unsplit check file
+    return Texts(texts, languages, f"{spec} ({parts})")
+
+
+def _unsplit_check(settings: TrimSettings) -> bool:
+    """True when `--vocab-check` is one file without a split column (which the data layer splits
+    80/10/10 for training; as check data every row of it counts)."""
+    if settings.check is None:
+        return False
+    try:
+        train = load_for_option(settings.check, CHECK_OPTION, "train", settings.languages)
+    except KdcliError:
+        return False
+    return train.split_rule is not None
 
 
 def token_ids(config: dict[str, Any]) -> dict[str, int]:
