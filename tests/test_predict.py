@@ -140,10 +140,14 @@ def test_the_output_is_data_for_finetune_and_distill(cli, make_teacher, tmp_path
     out = tmp_path / "pseudo.jsonl"
     result = predict(PredictConfig(str(teacher), _write(tmp_path / "in.jsonl", unlabelled), out))
     assert result.accuracy is None and "true_label" not in _read(out)[0]
-    examples = load_split(DataConfig(data=str(out)), "train")
-    assert examples.texts == [r["text"] for r in unlabelled]
-    assert examples.labels == [r["label"] for r in _read(out)]
-    assert examples.languages == [r["language"] for r in unlabelled]
+    # one file without a split column: kdcli splits it for training, every row in one split
+    parts = [load_split(DataConfig(data=str(out)), split) for split in ("train", "dev", "test")]
+    assert sorted(t for part in parts for t in part.texts) == sorted(r["text"] for r in unlabelled)
+    predicted = {r["text"]: (r["label"], r["language"]) for r in _read(out)}
+    for part in parts:
+        assert list(zip(part.labels, part.languages, strict=True)) == [
+            predicted[text] for text in part.texts
+        ]
     done = cli(
         "finetune", teacher, "--data", out, "--out", tmp_path / "student", "--max-steps", "2",
         "--batch-size", "8", "--quiet",
