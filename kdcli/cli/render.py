@@ -208,7 +208,7 @@ def export_summary(result: ExportResult) -> None:
         if worst:
             shown = ", ".join(f"{lang} {a:.0%}" for a, lang in worst)
             note(f"int8 disagrees with PyTorch most on: {shown}")
-    for text in result.notes:
+    for text in [*result.notes, *([result.speed_note] if result.speed_note else [])]:
         note(text)
 
 

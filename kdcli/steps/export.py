@@ -167,6 +167,8 @@ class ExportResult(JsonResult):
     seconds: float
     notes: list[str] = field(default_factory=list)
     machine: MachineState | None = None  # what the latencies were measured on
+    # kept out of `notes`, which go to kdcli.json: timings must not make two exports differ
+    speed_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -375,13 +377,12 @@ def _build(
         int8,
         fp32.passed and (int8 is None or int8.passed),
     )
-    latency, machine = {}, None
+    latency, machine, warning = {}, None, None
     if config.latency:
         load = load_average()
         latency = _latency(config, torch_model, tmp, text, progress)
         machine = machine_state(load)
         warning = speed_warning(machine, max(t.spread for t in latency.values()))
-        notes += [warning] if warning else []
     return ExportResult(
         out=tmp,
         source=ref.name,
@@ -400,6 +401,7 @@ def _build(
         seconds=0.0,
         notes=notes,
         machine=machine,
+        speed_note=warning,
     )
 
 
