@@ -4,6 +4,7 @@ seqeval), every report format, and export verification per word."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -215,3 +216,99 @@ def test_kd_on_token_logits_for_every_family(family, make_teacher):
     target = teacher.logits[[(0 if row == 0 else 3) + w for row, w in pairs]]
     expected = torch.nn.functional.mse_loss(student, target)
     assert float(parts["kd"]) == pytest.approx(float(expected), rel=1e-4)
+
+
+def _token_report():
+    """Two token classifiers on 60 sentences of two languages: in de-DE the second finds the
+    date the first misses in 30 sentences; in fr-FR it differs in one sentence only."""
+    from kdcli.data.splits import Examples
+    from kdcli.evaluation.report import ModelRun, build_report
+
+    words, tags, languages, first, second = [], [], [], [], []
+    gold = ["B-time", "I-time", "O", "B-date"]
+    missed = ["B-time", "I-time", "O", "O"]
+    for language in ("de-DE", "fr-FR"):
+        for i in range(60):
+            words.append(["sieben", "uhr", "am", "montag"])
+            tags.append(gold)
+            languages.append(language)
+            first.append(missed if i < 30 else gold)
+            if language == "de-DE":
+                second.append(gold)
+            else:
+                second.append(gold if i == 0 else first[-1])
+    n = len(tags)
+    examples = Examples(
+        [str(i) for i in range(n)], [" ".join(w) for w in words], [""] * n, languages, "test",
+        "x", words=words, tags=tags,
+    )  # fmt: skip
+    runs = [
+        ModelRun("teacher", "t", "pytorch", first, 1, 1),
+        ModelRun("student", "s", "pytorch", second, 1, 1),
+    ]
+    return build_report(examples, runs)
+
+
+def test_token_reports_carry_the_f1_interval_and_the_paired_bootstrap_test(monkeypatch):
+    from kdcli.cli import render
+    from kdcli.evaluation.report_files import report_csv, report_json, report_markdown
+
+    report = _token_report()
+    teacher, student = report.models
+    score = teacher.languages["de-DE"]  # 90 of 120 entities found, none wrong: F1 6/7
+    assert score.first == pytest.approx(6 / 7)
+    assert score.interval is not None and score.interval[0] < 6 / 7 < score.interval[1]
+    assert student.changes is not None and student.average_change is not None
+    assert student.changes["de-DE"].significant is True  # +14.3 points on 60 sentences
+    assert student.changes["fr-FR"].significant is False  # one sentence
+    assert student.average_change.p_value is not None
+    assert report == _token_report()  # reproducible: the same seed, the same numbers
+
+    data = json.loads(report_json(report))
+    de = data["models"][0]["languages"]["de-DE"]
+    assert de["f1_low"] < de["f1"] < de["f1_high"] and "accuracy_low" not in de
+    vs_first = data["models"][1]["vs_first"]
+    assert vs_first["languages"]["fr-FR"]["significant"] is False
+    assert vs_first["languages"]["de-DE"]["p_value"] < 0.05
+    assert vs_first["average"]["p_value"] == student.average_change.p_value
+
+    rows = {(r["model"], r["language"]): r for r in csv.DictReader(io.StringIO(report_csv(report)))}
+    assert float(rows[("teacher", "de-DE")]["f1_low"]) == pytest.approx(de["f1_low"])
+    assert float(rows[("teacher", "de-DE")]["f1_high"]) == pytest.approx(de["f1_high"])
+    assert rows[("teacher", "de-DE")]["accuracy_low"] == ""  # word accuracy has no interval
+    assert rows[("student", "fr-FR")]["f1_delta_significant"] == "false"
+    assert float(rows[("student", "de-DE")]["f1_delta_p"]) < 0.05
+    assert rows[("student", "de-DE")]["accuracy_delta_p"] == ""
+    assert rows[("student", "(average)")]["f1_delta_significant"] in ("true", "false")
+
+    markdown = report_markdown(report)
+    assert "Entity F1 with its 95% interval" in markdown and "paired bootstrap" in markdown
+    low, high = (100 * bound for bound in score.interval)
+    assert f"| de-DE | 60 | 85.7 [{low:.1f}–{high:.1f}] |" in markdown
+    assert "(+0.5, 100.6%, n.s.)" in markdown  # fr-FR: one more date of 120
+
+    monkeypatch.setattr(render.console, "width", 140)
+    with render.console.capture() as captured:
+        render.console.print(render.eval_table(report))
+    text = " ".join(captured.get().split())
+    assert "± the 95% interval" in text and "paired bootstrap over the same sentences" in text
+    assert "+0.5~" in text and "+14.3~" not in text
+
+
+def test_eval_of_token_models_shows_intervals_and_an_identical_model_is_no_change(
+    cli, two_models, tmp_path: Path
+):
+    teacher, student = two_models
+    report = tmp_path / "r.json"
+    result = cli("eval", teacher, student, teacher, "--data", MINI, "--quiet", "--json", report)
+    assert result.exit_code == 0, result.output
+    assert "paired bootstrap" in " ".join(result.output.split())
+    models = json.loads(report.read_text())["models"]
+    for model in models:
+        for scores in model["languages"].values():
+            assert scores["f1_low"] <= scores["f1"] <= scores["f1_high"]
+    for change in models[1]["vs_first"]["languages"].values():
+        assert 0 < change["p_value"] <= 1 and isinstance(change["significant"], bool)
+    same = models[2]["vs_first"]
+    assert {c["p_value"] for c in same["languages"].values()} == {1.0}
+    assert same["average"]["p_value"] == 1.0 and same["average"]["significant"] is False

@@ -402,15 +402,12 @@ def eval_table(report: EvalReport) -> Table:
 
 
 def _eval_caption(report: EvalReport, metrics: str) -> str:
-    tested = report.task != "token-classification"  # intervals and paired tests: accuracy only
-    caption = f"{metrics} in %" + (", ± the 95% interval" if tested else "")
+    caption = f"{metrics} in %, ± the 95% interval"
     if len(report.models) > 1:
-        caption += f"; changes in points vs {report.models[0].name}"
-        if tested:
-            caption += (
-                ", ~ when not significant (p ≥ 0.05, paired test on the same examples: may be "
-                "noise)"
-            )
+        caption += (
+            f"; changes in points vs {report.models[0].name}, ~ when not significant "
+            f"(p ≥ 0.05, {report.paired_test}: may be noise)"
+        )
     return caption
 
 
@@ -434,7 +431,7 @@ def _score_cells(
     interval: tuple[float, float] | None = None,
 ) -> list[str]:
     """The two headline scores (accuracy and macro-F1; token classification: entity F1 and
-    word accuracy), with the accuracy's 95% interval when given and the change vs the first
+    word accuracy), with the first's 95% interval when given and the change vs the first
     model, coloured; `~` marks a change that is not significant (it may be noise)."""
     from kdcli.evaluation.report_files import percent, points
 

@@ -145,8 +145,9 @@ class TagCounts:
     correct_words: int = 0
     by_type: dict[str, list[int]] = field(default_factory=dict)  # type -> [tp, predicted, gold]
 
-    def add(self, gold: Sequence[str], predicted: Sequence[str]) -> None:
-        """Count one sequence (gold and predicted tags per word)."""
+    def add(self, gold: Sequence[str], predicted: Sequence[str]) -> tuple[int, int, int]:
+        """Count one sequence (gold and predicted tags per word); returns its own entity counts
+        (true positives, predicted, gold), which a bootstrap over sentences resamples."""
         if len(gold) != len(predicted):
             raise ValueError(f"{len(predicted)} predicted tags for {len(gold)} words")
         gold_entities = set(entities(gold))
@@ -160,6 +161,7 @@ class TagCounts:
         for column, group in enumerate((hits, predicted_entities, gold_entities)):
             for entity in group:
                 self.by_type.setdefault(entity.type, [0, 0, 0])[column] += 1
+        return len(hits), len(predicted_entities), len(gold_entities)
 
     def merge(self, other: TagCounts) -> None:
         self.true_positives += other.true_positives

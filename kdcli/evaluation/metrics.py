@@ -1,7 +1,8 @@
 """Per-language classification metrics and model-to-model comparisons, as pure functions.
 
 Everything here works on label *names* (strings), so predictions of a PyTorch model and of its
-ONNX export compare directly. No numpy: the sums are simple and `kdcli --help` stays light.
+ONNX export compare directly. Only the bootstrap imports numpy, when it runs, so `kdcli --help`
+stays light.
 
 Conventions (the same as scikit-learn's defaults, so numbers can be checked against it):
 - macro-F1 averages the F1 of every label that occurs in the gold labels *or* the predictions of
@@ -21,9 +22,14 @@ Noise: a language's test set is often small (40 examples give a 95% interval of 
 so every accuracy carries its 95% Wilson score interval, and every change against the first model
 a p-value from a paired test on the same examples: exact McNemar for a language (only the examples
 the two models disagree on count), and a paired z-test on the per-language differences for the
-macro-average. A change with p >= 0.05 is "not significant": it may be noise. (Sequence
-classification only: a token classifier's entity F1 has no such closed form, and its words are
-not independent examples, so its scores carry no interval.)
+macro-average. A change with p >= 0.05 is "not significant": it may be noise.
+
+A token classifier's entity F1 is no proportion of independent examples (a sentence holds zero,
+one or several entities, and its words hang together), so it has no closed-form interval: its
+95% interval is a seeded bootstrap over sentences (resample the sentences of a language, recompute
+micro F1 from their entity counts; percentiles of 1,000 resamples), and its changes are tested
+with a paired bootstrap (the same resamples for both models; for the macro-average each language
+is resampled on its own). The seed is fixed per language, so a report is reproducible.
 """
 
 from __future__ import annotations
@@ -32,20 +38,30 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass
+from itertools import chain
+from typing import TYPE_CHECKING
 
 from kdcli.data.languages import by_language
 from kdcli.data.tags import TagCounts
 
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike
+
 SIGNIFICANCE = 0.05  # a change with a larger p-value may be noise
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0  # fixed: the same predictions give the same report
+
+SentenceCounts = tuple[int, int, int]  # one sentence's entities: true positives, predicted, gold
 
 
 @dataclass(frozen=True)
 class LanguageScore:
     """The scores of one model on one language. Token classification adds the entity-level
-    scores (strict), the words scored and the F1 per entity type; `accuracy` is then word
-    accuracy and `macro_f1` the mean per-type F1. Sequence classification adds the accuracy's
-    95% Wilson interval."""
+    scores (strict), the words scored, the F1 per entity type and the entity F1's 95% bootstrap
+    interval; `accuracy` is then word accuracy and `macro_f1` the mean per-type F1. Sequence
+    classification adds the accuracy's 95% Wilson interval."""
 
     n: int
     accuracy: float
@@ -57,6 +73,8 @@ class LanguageScore:
     type_f1: dict[str, float] | None = None
     accuracy_low: float | None = None
     accuracy_high: float | None = None
+    f1_low: float | None = None
+    f1_high: float | None = None
 
     @property
     def first(self) -> float:
@@ -70,9 +88,12 @@ class LanguageScore:
     @property
     def interval(self) -> tuple[float, float] | None:
         """The headline score's 95% interval, when there is one."""
-        if self.f1 is not None or self.accuracy_low is None or self.accuracy_high is None:
-            return None
-        return self.accuracy_low, self.accuracy_high
+        low, high = (
+            (self.f1_low, self.f1_high)
+            if self.f1 is not None
+            else (self.accuracy_low, self.accuracy_high)
+        )
+        return None if low is None or high is None else (low, high)
 
     def to_dict(self) -> dict[str, object]:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -118,8 +139,9 @@ class Change:
 
     Deltas are differences of fractions (0.01 = one point); retention is the percentage of the
     reference's score kept, None when the reference scored 0 (no meaningful ratio). `p_value`
-    is the paired test's for the accuracy change (None when not tested), and `significant`
-    says whether it is below SIGNIFICANCE.
+    is the paired test's for the headline change (`first_delta`: accuracy, or a token
+    classifier's entity F1; None when not tested), and `significant` says whether it is below
+    SIGNIFICANCE.
     """
 
     accuracy_delta: float
@@ -250,6 +272,126 @@ def paired_language_p(
     return {language: mcnemar_p(*pair) for language, pair in sorted(counts.items())}
 
 
+def bootstrap_f1(
+    true_positives: ArrayLike,
+    predicted: ArrayLike,
+    gold: ArrayLike,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int | Sequence[int] = BOOTSTRAP_SEED,
+) -> np.ndarray:
+    """Micro entity F1 of every model on `resamples` bootstrap resamples of the sentences, as
+    an array (models, resamples). `true_positives` and `predicted` hold one row per model and a
+    count per sentence, `gold` a count per sentence. Every resample weighs the sentences alike
+    for all models, so the rows are paired.
+
+    Drawing n sentences with replacement gives each distinct row of a sentence's counts (its
+    gold and every model's true positives and predicted) a multinomial number of copies;
+    drawing those numbers directly is the same distribution at a cost per resample of the
+    distinct rows (a few dozen), not of the sentences (thousands)."""
+    import numpy as np
+
+    columns = [np.atleast_2d(true_positives), np.atleast_2d(predicted), np.atleast_2d(gold)]
+    table = np.vstack(columns).T.astype(np.int64)  # (sentences, 2 * models + 1)
+    sentences, models = table.shape[0], table.shape[1] // 2
+    if sentences == 0:
+        raise ValueError("no sentences to resample")
+    rows, copies = _distinct_rows(table)
+    weights = np.random.default_rng(seed).multinomial(sentences, copies / sentences, resamples)
+    sums = (weights @ rows).T  # (2 * models + 1, resamples): the resampled counts
+    hits, found, total = sums[:models], sums[models:-1], sums[-1]
+    both = found + total
+    return np.divide(2 * hits, both, out=np.zeros(both.shape), where=both > 0)
+
+
+def _distinct_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a table of small counts, and how often each occurs. One integer
+    key per row makes this a 1-D unique, 20x faster than comparing whole rows."""
+    import numpy as np
+
+    try:
+        keys = np.ravel_multi_index(tuple(table.T), tuple(table.max(axis=0) + 1))
+    except ValueError:  # too many combinations for one integer: compare whole rows
+        rows, copies = np.unique(table, axis=0, return_counts=True)
+        return rows, copies
+    _, first, copies = np.unique(keys, return_index=True, return_counts=True)
+    return table[first], copies
+
+
+def percentile_interval(samples: ArrayLike) -> tuple[float, float]:
+    """The 95% percentile interval of bootstrap samples."""
+    import numpy as np
+
+    low, high = np.quantile(np.asarray(samples), [0.025, 0.975])
+    return float(low), float(high)
+
+
+def bootstrap_p(reference: ArrayLike, other: ArrayLike) -> float:
+    """Two-sided p-value of a change from paired bootstrap samples: twice the share of
+    resamples on the rarer side of zero (a tie counts on both sides), the smallest level at
+    which the change's percentile interval leaves out zero. One is added to both counts, so
+    1,000 resamples never claim a p below 0.002; an unchanged model always gets 1."""
+    import numpy as np
+
+    delta = np.asarray(other) - np.asarray(reference)
+    rarer = min(int(np.sum(delta <= 0)), int(np.sum(delta >= 0)))
+    return min(1.0, 2 * (rarer + 1) / (len(delta) + 1))
+
+
+@dataclass(frozen=True)
+class F1Noise:
+    """A token classifier's noise figures: per language its entity F1's 95% bootstrap interval;
+    after the first model, the paired bootstrap p-value of its F1 change per language and of
+    the change of its average over languages."""
+
+    intervals: dict[str, tuple[float, float]]
+    p_values: dict[str, float] | None = None
+    average_p: float | None = None
+
+
+def f1_noise(
+    sentences: Sequence[Mapping[str, Sequence[SentenceCounts]]],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> list[F1Noise]:
+    """Intervals and paired tests of every model's entity F1, the first model the reference.
+    `sentences` holds per model, per language, each sentence's entity counts, the sentences in
+    the same order for every model. Each language is resampled with its own seed (`seed` and
+    its name): its numbers do not depend on which other languages are scored, and languages
+    with parallel sentences (MASSIVE) are not resampled in lockstep."""
+    import numpy as np
+
+    languages = sorted(sentences[0])
+    samples = {}
+    for language in languages:
+        counts = [_count_table(model[language]) for model in sentences]
+        if any(not np.array_equal(c[:, 2], counts[0][:, 2]) for c in counts):
+            raise ValueError(f"models were scored on different sentences of {language}")
+        samples[language] = bootstrap_f1(
+            [c[:, 0] for c in counts],
+            [c[:, 1] for c in counts],
+            counts[0][:, 2],
+            resamples,
+            [seed, *language.encode()],
+        )
+    average = np.mean([samples[language] for language in languages], axis=0)
+    noise = []
+    for index in range(len(sentences)):
+        intervals = {lang: percentile_interval(samples[lang][index]) for lang in languages}
+        if index == 0:
+            noise.append(F1Noise(intervals))
+            continue
+        p_values = {lang: bootstrap_p(samples[lang][0], samples[lang][index]) for lang in languages}
+        noise.append(F1Noise(intervals, p_values, bootstrap_p(average[0], average[index])))
+    return noise
+
+
+def _count_table(sentences: Sequence[SentenceCounts]) -> np.ndarray:
+    import numpy as np
+
+    flat = np.fromiter(chain.from_iterable(sentences), dtype=np.int64, count=3 * len(sentences))
+    return flat.reshape(-1, 3)
+
+
 def aggregate(scores: Mapping[str, LanguageScore]) -> Aggregate:
     """Macro-average over languages, pooled accuracy and the worst language."""
     if not scores:
@@ -285,19 +427,21 @@ def score_token_languages(
     gold: Sequence[Sequence[str]],
     predicted: Sequence[Sequence[str]],
     languages: Sequence[str],
-) -> tuple[dict[str, LanguageScore], dict[str, TagCounts]]:
-    """Token-classification scores per language (languages sorted), and the counts behind
-    them (pooled scores need the counts, not the per-language ratios)."""
+) -> tuple[dict[str, LanguageScore], dict[str, TagCounts], dict[str, list[SentenceCounts]]]:
+    """Token-classification scores per language (languages sorted), the counts behind them
+    (pooled scores need the counts, not the per-language ratios), and every sentence's entity
+    counts per language, in data order (what `f1_noise` resamples)."""
     _check_lengths(gold, predicted)
     if len(languages) != len(gold):
         raise ValueError(f"{len(languages)} languages for {len(gold)} examples")
     counts: dict[str, TagCounts] = {}
-    examples: Counter[str] = Counter()
+    sentences: dict[str, list[SentenceCounts]] = {}
     for g, p, language in zip(gold, predicted, languages, strict=True):
-        counts.setdefault(language, TagCounts()).add(g, p)
-        examples[language] += 1
+        sentence = counts.setdefault(language, TagCounts()).add(g, p)
+        sentences.setdefault(language, []).append(sentence)
     ordered = dict(sorted(counts.items()))
-    return {lang: token_score(c, examples[lang]) for lang, c in ordered.items()}, ordered
+    scores = {lang: token_score(c, len(sentences[lang])) for lang, c in ordered.items()}
+    return scores, ordered, dict(sorted(sentences.items()))
 
 
 def aggregate_tokens(
@@ -337,7 +481,7 @@ def change(
 ) -> Change:
     """The delta and retention of one score pair against the reference model's;
     `entity_f1` is (reference, value) of a token classifier's entity F1, `p_value` the paired
-    test's for the accuracy change."""
+    test's for the headline change (entity F1 when given, else accuracy)."""
     return Change(
         accuracy_delta=accuracy_value - reference_accuracy,
         macro_f1_delta=f1_value - reference_f1,

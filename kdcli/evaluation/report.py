@@ -6,7 +6,7 @@ first model. Pure data and scoring (no model runs here): `steps/evaluate.py` run
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from kdcli.evaluation.metrics import (
     aggregate_tokens,
     compare_average,
     compare_languages,
+    f1_noise,
     paired_average_p,
     paired_language_p,
     score_languages,
@@ -137,6 +138,13 @@ class EvalReport:
             return "entity F1", "word accuracy"
         return "accuracy", "macro-F1"
 
+    @property
+    def paired_test(self) -> str:
+        """How changes against the first model are tested, in words for captions."""
+        if self.task == "token-classification":
+            return "paired bootstrap over the same sentences"
+        return "paired test on the same examples"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "split": self.split,
@@ -173,47 +181,38 @@ def build_report(
     `notes` (about the run, e.g. a --max-length cut) follow the data's own notes."""
     if not runs:
         raise ValueError("no model runs to report")
+    scored = (
+        _score_tokens(examples.tags, runs, examples.languages)
+        if examples.tags is not None
+        else _score_labels(examples.labels, runs, examples.languages)
+    )
     results: list[EvalResult] = []
-    right: list[list[bool]] = []
-    for run in runs:
-        type_f1 = None
-        if examples.tags is not None:
-            scores, counts = score_token_languages(
-                examples.tags, run.predictions, examples.languages
-            )
-            summary = aggregate_tokens(scores, counts)
-            pooled = TagCounts()
-            for language_counts in counts.values():
-                pooled.merge(language_counts)
-            type_f1 = pooled.type_f1()
-        else:
-            scores = score_languages(examples.labels, run.predictions, examples.languages)
-            summary = aggregate(scores)
+    for run, score in zip(runs, scored, strict=True):
         first = results[0] if results else None
-        languages_p = average_p = None
-        if examples.tags is None:  # paired tests on right/wrong per example: sequence labels
-            right.append([p == g for p, g in zip(run.predictions, examples.labels, strict=True)])
-        if first is not None and examples.tags is None:
-            languages_p = paired_language_p(right[0], right[-1], examples.languages)
-            average_p = paired_average_p(right[0], right[-1], examples.languages)
         results.append(
             EvalResult(
                 name=run.name,
                 path=run.path,
                 kind=run.kind,
-                languages=scores,
-                summary=summary,
+                languages=score.languages,
+                summary=score.summary,
                 params=run.params,
                 size_bytes=run.size_bytes,
                 predictions=list(run.predictions),
-                changes=compare_languages(first.languages, scores, languages_p) if first else None,
+                changes=(
+                    compare_languages(first.languages, score.languages, score.languages_p)
+                    if first
+                    else None
+                ),
                 average_change=(
-                    compare_average(first.summary, summary, average_p) if first else None
+                    compare_average(first.summary, score.summary, score.average_p)
+                    if first
+                    else None
                 ),
                 speed=run.speed,
                 seconds=run.seconds,
                 lineage=_lineage(run.path),
-                pooled_type_f1=type_f1,
+                pooled_type_f1=score.type_f1,
             )
         )
     return EvalReport(
@@ -229,6 +228,66 @@ def build_report(
         words=examples.words,
         machine=machine,
     )
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """One model's scores, and its paired tests' p-values against the first model (None for
+    the first) per language and of the average over languages."""
+
+    languages: dict[str, LanguageScore]
+    summary: Aggregate
+    type_f1: dict[str, float] | None = None  # token classification, all languages pooled
+    languages_p: dict[str, float] | None = None
+    average_p: float | None = None
+
+
+def _score_labels(
+    gold: Sequence[str], runs: Sequence[ModelRun], languages: Sequence[str]
+) -> list[_Scored]:
+    """Sequence classification: accuracy with its Wilson interval; McNemar per language and a
+    paired z-test of the average, on right/wrong per example."""
+    scored: list[_Scored] = []
+    right: list[list[bool]] = []
+    for run in runs:
+        scores = score_languages(gold, run.predictions, languages)
+        right.append([p == g for p, g in zip(run.predictions, gold, strict=True)])
+        tested = len(right) > 1
+        scored.append(
+            _Scored(
+                scores,
+                aggregate(scores),
+                languages_p=paired_language_p(right[0], right[-1], languages) if tested else None,
+                average_p=paired_average_p(right[0], right[-1], languages) if tested else None,
+            )
+        )
+    return scored
+
+
+def _score_tokens(
+    gold: Sequence[Sequence[str]], runs: Sequence[ModelRun], languages: Sequence[str]
+) -> list[_Scored]:
+    """Token classification: entity scores per language, the entity F1's bootstrap interval,
+    and paired bootstrap tests of its changes (all models at once: they share resamples)."""
+    scored = []
+    sentences = []
+    for run in runs:
+        scores, counts, per_sentence = score_token_languages(gold, run.predictions, languages)
+        pooled = TagCounts()
+        for language_counts in counts.values():
+            pooled.merge(language_counts)
+        scored.append(_Scored(scores, aggregate_tokens(scores, counts), pooled.type_f1()))
+        sentences.append(per_sentence)
+    result = []
+    for plain, noise in zip(scored, f1_noise(sentences), strict=True):
+        bounded = {}
+        for language, score in plain.languages.items():
+            low, high = noise.intervals[language]
+            bounded[language] = replace(score, f1_low=low, f1_high=high)
+        result.append(
+            replace(plain, languages=bounded, languages_p=noise.p_values, average_p=noise.average_p)
+        )
+    return result
 
 
 def _lineage(path: str) -> list[str]:

@@ -51,6 +51,11 @@ CSV_COLUMNS = (
     "accuracy_high",
     "accuracy_delta_p",  # paired test of the change vs the first model
     "accuracy_delta_significant",
+    # token classification only (empty for sequence classification)
+    "f1_low",  # the entity F1's 95% bootstrap interval
+    "f1_high",
+    "f1_delta_p",  # paired bootstrap test of the entity F1 change vs the first model
+    "f1_delta_significant",
 )
 
 
@@ -216,7 +221,15 @@ def _csv_row(
         return "" if value is None else repr(float(value))
 
     significant = change.significant if change else None
-
+    # the interval and the test are of the headline score: accuracy, or entity F1
+    tested: list[object] = [
+        number(interval[0] if interval else None),
+        number(interval[1] if interval else None),
+        number(change.p_value if change else None),
+        "" if significant is None else str(significant).lower(),
+    ]
+    blank: list[object] = [""] * len(tested)
+    tokens = result.summary.average_f1 is not None
     return [
         result.name,
         result.kind,
@@ -232,10 +245,8 @@ def _csv_row(
         *(number(value) for value in entity),
         number(change.f1_delta if change else None),
         number(change.f1_retention if change else None),
-        number(interval[0] if interval else None),
-        number(interval[1] if interval else None),
-        number(change.p_value if change else None),
-        "" if significant is None else str(significant).lower(),
+        *(blank if tokens else tested),
+        *(tested if tokens else blank),
     ]
 
 
@@ -278,11 +289,10 @@ def report_markdown(report: EvalReport) -> str:
 
 
 def _markdown_noise_text(report: EvalReport) -> str:
-    if report.task == "token-classification":  # intervals and paired tests: accuracy only
-        return ""
+    metric = report.metric_names[0]
     return (
-        " Accuracy with its 95% interval [low–high]; *n.s.*: the change is not significant "
-        "(p ≥ 0.05, paired test on the same examples), it may be noise."
+        f" {metric[:1].upper()}{metric[1:]} with its 95% interval [low–high]; *n.s.*: the "
+        f"change is not significant (p ≥ 0.05, {report.paired_test}), it may be noise."
     )
 
 
