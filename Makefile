@@ -54,6 +54,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_vocab.py
 	$(BIN)/python benchmarks/bench_distill.py --epochs 3
 	$(BIN)/python benchmarks/bench_eval.py
+	$(BIN)/python benchmarks/bench_report_noise.py
 	$(BIN)/python benchmarks/bench_export.py
 
 clean:
