@@ -192,6 +192,18 @@ def test_hub_id_offline_names_the_model_and_hf_hub_offline(cli, tmp_path, monkey
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("value", "offline"),
+    [("1", True), ("true", True), ("ON", True), (" yes ", True), ("0", False), ("", False),
+     ("false", False), ("off", False)],
+)  # fmt: skip
+def test_hf_hub_offline_is_read_as_huggingface_hub_reads_it(monkeypatch, value, offline):
+    from kdcli.files.model_dirs import hub_offline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    assert hub_offline() is offline
+
+
 def test_existing_output_needs_overwrite(cli, make_teacher, tmp_path):
     teacher = make_teacher("bert")
     out = tmp_path / "student"

@@ -28,7 +28,7 @@ from typing import IO, Any, Literal
 from kdcli.core.errors import KdcliError, one_line, option_ref
 from kdcli.data.conll import CONLL_SUFFIXES, read_conll
 from kdcli.data.slots import AnnotationError, parse_annot_utt
-from kdcli.files.model_dirs import quiet_hub
+from kdcli.files.model_dirs import hub_offline, quiet_hub
 
 MASSIVE_REPO = "AmazonScience/massive"
 MASSIVE_REVISION = "refs/convert/parquet"
@@ -661,8 +661,7 @@ def _hub_dataset(
         except ValueError as err:  # unknown split name: try the next alias
             errors.append(one_line(err))
         except Exception as err:
-            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
-            hint = "HF_HUB_OFFLINE is set" if offline else "check the id and your network"
+            hint = "HF_HUB_OFFLINE is set" if hub_offline() else "check the id and your network"
             raise KdcliError(
                 f": cannot load this dataset from the Hub ({hint}): {one_line(err)[:160]}",
                 option="data",

@@ -105,6 +105,29 @@ def _check_model_dir(path: Path) -> Path:
 
 
 @contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load reports and progress bars: kdcli reports what matters
+    (a new head, a replaced head) itself, and the CLI draws its own progress."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def hub_offline() -> bool:
+    """Whether HF_HUB_OFFLINE keeps the Hugging Face libraries offline, read as they read it."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+@contextlib.contextmanager
 def quiet_hub() -> Iterator[None]:
     """huggingface_hub logs every retry of an unreachable Hub ("Retrying in 1s [Retry 1/5]"):
     kdcli says in one line what failed and what to do, so those lines only bury it."""
@@ -128,11 +151,10 @@ def _download(repo_id: str, options: LoadOptions) -> ModelRef:
             found = snapshot_download(repo_id, revision=options.revision, allow_patterns=patterns)
         local = Path(found)
     except Exception as err:  # hub errors come in many types; all mean "could not get it"
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
         hint = (
             "HF_HUB_OFFLINE is set and the model is not in the local cache: download it once "
             "with network, or pass a local directory"
-            if offline
+            if hub_offline()
             else f"check the model id and {option_ref('revision')}, your network, or set "
             "HF_HUB_OFFLINE=1 to "
             "use a cached copy, or pass a local directory"
@@ -179,8 +201,7 @@ def label_names(config: dict[str, Any]) -> list[str]:
 
 def model_labels(model: PreTrainedModel) -> list[str]:
     """A loaded classifier's label names in the order of its head's outputs."""
-    id2label = model.config.id2label or {}
-    return [str(name) for _, name in sorted(id2label.items(), key=lambda item: int(item[0]))]
+    return label_names({"id2label": model.config.id2label})
 
 
 # Families whose position ids start after the padding index (RoBERTa's scheme): a model with

@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from kdcli.core.errors import KdcliError, one_line, option_ref
+from kdcli.files.outputs import atomic_file
 
 ROW_SUFFIXES = (".jsonl", ".csv", ".parquet")
 Record = dict[str, Any]
@@ -56,23 +56,17 @@ def check_row_file(out: Path, overwrite: bool, option: str = "out") -> None:
 def row_writer(out: Path, overwrite: bool = False) -> Iterator[RowWriter]:
     """A writer for `out` (format by suffix) that leaves a complete file or none."""
     check_row_file(out, overwrite)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.absolute().parent)
-    os.close(fd)
-    tmp = Path(name)
-    writer = RowWriter(tmp, out.suffix)
-    try:
-        yield writer
-        writer.close()
+    with atomic_file(out.absolute()) as tmp:
+        writer = RowWriter(tmp, out.suffix)
+        try:
+            yield writer
+        finally:
+            writer.close()
         if out.exists() and not overwrite:  # somebody created it while we worked
             raise KdcliError(
                 f"output {out} appeared while kdcli was running",
                 fix=f"pass {option_ref('overwrite')}",
             )
-        tmp.replace(out)
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class RowWriter:

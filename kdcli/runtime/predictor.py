@@ -30,7 +30,10 @@ from kdcli.files.model_dirs import (
     HeadKind,
     LoadOptions,
     ModelRef,
+    label_names,
     load_tokenizer_from,
+    model_labels,
+    quiet_transformers,
     read_config_dict,
     remote_code_refusal,
     resolve_model,
@@ -391,7 +394,7 @@ class TorchPredictor(Predictor):
         self.device = device
         self.model = _load_torch_model(ref, self.head, options, device)
         self.tokenizer = load_tokenizer_from(ref.path, ref.name, options.trust_remote_code)
-        self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
+        self.id2label = dict(enumerate(model_labels(self.model)))
         self.num_parameters = sum(p.numel() for p in self.model.parameters())
         self.size_bytes = sum(f.stat().st_size for f in weight_files(ref, options.allow_pickle))
         self._input_names = model_inputs(self.model.forward, self.tokenizer)
@@ -417,7 +420,7 @@ def _load_torch_model(ref: ModelRef, head: str, options: LoadOptions, device: st
     )
     files = weight_files(ref, options.allow_pickle)
     try:
-        with _no_loading_bar():
+        with quiet_transformers():
             model = factory.from_pretrained(
                 ref.path,
                 use_safetensors=files[0].suffix == ".safetensors",
@@ -429,20 +432,6 @@ def _load_torch_model(ref: ModelRef, head: str, options: LoadOptions, device: st
         if "trust_remote_code" in str(err):
             raise KdcliError(remote_code_refusal(ref.name)) from err
         raise KdcliError(f"cannot load model {ref.name}: {one_line(err)}") from err
-
-
-@contextlib.contextmanager
-def _no_loading_bar() -> Iterator[None]:
-    """transformers draws a tqdm bar while loading weights; the library never prints."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 @contextlib.contextmanager
@@ -597,12 +586,11 @@ def export_config(folder: Path, name: str) -> dict[str, Any]:
 
 def _export_labels(folder: Path, session: Any) -> dict[int, str]:
     data = export_config(folder, str(folder))
-    labels = data.get("id2label")
-    if not labels:
+    if not data.get("id2label"):
         width = session.get_outputs()[0].shape[-1]
         count = width if isinstance(width, int) else int(data.get("num_labels", 2))
         return {i: f"LABEL_{i}" for i in range(count)}
-    return {int(k): str(v) for k, v in labels.items()}
+    return dict(enumerate(label_names(data)))
 
 
 def _gather_tokens(outputs: list[tuple[EncodedBatch, np.ndarray]], count: int) -> np.ndarray:

@@ -34,6 +34,7 @@ from kdcli.core.errors import (
     one_line,
     option_ref,
 )
+from kdcli.files.outputs import atomic_file
 
 if TYPE_CHECKING:
     import torch
@@ -229,15 +230,11 @@ class CheckpointArea:
     def save_best(self, weights: dict[str, torch.Tensor], step: int) -> None:
         from safetensors.torch import save_file
 
-        tmp = self.root / f"best-{step:08d}.safetensors.tmp"
         try:
-            save_file(_contiguous(weights), tmp)
-        except BaseException as err:
-            tmp.unlink(missing_ok=True)
-            if is_disk_full(err):
-                raise DiskFullError(self._disk_full(step)) from err
-            raise
-        tmp.replace(self.root / f"best-{step:08d}.safetensors")
+            with atomic_file(self.root / f"best-{step:08d}.safetensors") as tmp:
+                save_file(_contiguous(weights), tmp)
+        except DiskFullError as err:
+            raise DiskFullError(self._disk_full(step)) from err
 
     def load_best(self, step: int) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
@@ -254,7 +251,8 @@ class CheckpointArea:
 
     def _drop_stale_best(self, state: TrainState) -> None:
         keep = f"best-{state.best_step:08d}.safetensors" if state.best_step is not None else None
-        for path in self.root.glob("best-*.safetensors*"):
+        # a killed save leaves its temporary `.best-*` sibling
+        for path in [*self.root.glob("best-*.safetensors*"), *self.root.glob(".best-*")]:
             if path.name != keep:
                 path.unlink(missing_ok=True)
 

@@ -5,9 +5,8 @@ output directory (model, tokenizer, kdcli.json, model card, metrics, resolved co
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from kdcli.files.model_dirs import (
     head_kind,
     label_names,
     load_classifier_reporting,
+    quiet_transformers,
     read_config_dict,
 )
 from kdcli.files.outputs import atomic_output_dir, check_output_dir
@@ -200,24 +200,6 @@ def load_classifier_for(
         )
     fixes = fix_degenerate_head(model, set(info["missing_keys"]), not keep_head, seed)
     return StartingClassifier(model, notes + [fix.note(ref.name) for fix in fixes], fixes)
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load reports and progress bars: kdcli reports what matters
-    (a new head, a replaced head) itself, and the CLI draws its own progress."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _reset_head(model: PreTrainedModel, seed: int) -> None:

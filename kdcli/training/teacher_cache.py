@@ -34,13 +34,13 @@ from kdcli.core.errors import (
     DiskFullError,
     KdcliError,
     disk_full_message,
-    is_disk_full,
     option_ref,
 )
 from kdcli.core.formatting import size_text
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.data.batching import Encoded, collate, sorted_batches
 from kdcli.files.model_dirs import model_labels
+from kdcli.files.outputs import atomic_file
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -256,17 +256,13 @@ def save(outputs: TeacherOutputs, path: Path, key: CacheKey) -> None:
     if outputs.word_offsets is not None:
         tensors["word_offsets"] = outputs.word_offsets.contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     metadata = {"kdcli_cache_version": str(CACHE_VERSION), "key": json.dumps(key.__dict__)}
     try:
-        save_file(tensors, tmp, metadata=metadata)
-        tmp.replace(path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if is_disk_full(err):
-            where = disk_full_message(path.parent, " (saving the teacher outputs)")
-            raise DiskFullError(f"{where}; or choose another {option_ref('cache_dir')}") from err
-        raise
+        with atomic_file(path) as tmp:
+            save_file(tensors, tmp, metadata=metadata)
+    except DiskFullError as err:
+        where = disk_full_message(path.parent, " (saving the teacher outputs)")
+        raise DiskFullError(f"{where}; or choose another {option_ref('cache_dir')}") from err
 
 
 def check_space(cache_dir: Path, examples: int, labels: int, tokens: int, widths: int) -> None:
