@@ -8,13 +8,16 @@ console script; `python -m kdcli.cli` (`__main__.py`) runs it under torchrun / a
 
 from typer.core import TyperCommand
 
-from kdcli.cli import (  # noqa: F401  (registers them)
+from kdcli.cli import (  # noqa: F401  (importing a command's module registers it)
     distill,
     evaluate,
     export,
     finetune,
     predict,
+    run,
+    search,
     shrink,
+    study,
 )
 from kdcli.cli.app import KdcliCommand, app
 

@@ -26,6 +26,7 @@ from kdcli.core.errors import (
 )
 
 WORKFLOW = ("finetune", "shrink", "distill", "eval", "export", "predict")
+JOBS = ("run", "study", "search")  # whole jobs of the steps, listed after them
 
 
 class KdcliGroup(TyperGroup):
@@ -34,7 +35,8 @@ class KdcliGroup(TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         """Commands in workflow order, as the help lists them."""
         names = super().list_commands(ctx)
-        return sorted(names, key=lambda n: WORKFLOW.index(n) if n in WORKFLOW else len(WORKFLOW))
+        order = [*WORKFLOW, *JOBS]
+        return sorted(names, key=lambda n: order.index(n) if n in order else len(order))
 
     def main(  # type: ignore[override]
         self,
@@ -159,7 +161,9 @@ app = typer.Typer(
     name="kdcli",
     help="Make multilingual transformer classifiers small and fast without losing languages.\n\n"
     "Workflow: finetune (a teacher) -> shrink (a student copied from it) -> distill -> eval "
-    "(per language) -> export (ONNX / int8) -> predict (label files). Docs: docs/cli.md.",
+    "(per language) -> export (ONNX / int8) -> predict (label files). Whole jobs: run (a recipe "
+    "of steps), study (the study's grid), search (the smallest student that meets your limits). "
+    "Docs: docs/cli.md.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -243,3 +243,11 @@ RESUME_OPTION = typer.Option(
     help="Continue the interrupted run of the same command from its last checkpoint "
     "(in OUT.checkpoints).",
 )
+
+# --- whole jobs (run, study, search) ------------------------------------------------------------
+
+JOBS_OPTION = typer.Option(
+    1,
+    "--jobs",
+    help="Run N cells at once on this machine, the CPU threads divided between them.",
+)

@@ -20,3 +20,15 @@ def count_text(number: int) -> str:
     if number >= 1_000:
         return f"{number / 1e3:.1f}K"
     return str(number)
+
+
+def duration_text(seconds: float) -> str:
+    """A wall time: 42 s, 3m 05s, 1h 02m."""
+    total = round(max(0.0, float(seconds)))
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.formatting import count_text, size_text
-from kdcli.files.outputs import atomic_file, check_output_file, write_text_atomic
+from kdcli.files.outputs import check_output_file, save_figure_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from kdcli.evaluation.metrics import Change
@@ -570,7 +570,7 @@ def write_plot(report: EvalReport, path: Path) -> None:
     from matplotlib import pyplot as plt
 
     figure = _draw_plot(plt, report)
-    _save_figure_atomic(figure, Path(path))
+    save_figure_atomic(figure, Path(path))
     plt.close(figure)
 
 
@@ -625,8 +625,3 @@ def _draw_plot(plt: Any, report: EvalReport) -> Any:
     )
     figure.tight_layout(rect=(0, 0, 1, 1 - band / height))
     return figure
-
-
-def _save_figure_atomic(figure: Any, path: Path) -> None:
-    with atomic_file(path) as tmp:
-        figure.savefig(tmp, dpi=110, format=path.suffix.lstrip(".").lower())

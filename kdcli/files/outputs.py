@@ -22,6 +22,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from kdcli.core.errors import (
     DiskFullError,
@@ -356,6 +357,13 @@ def atomic_file(path: Path) -> Iterator[Path]:
             where = disk_full_message(path.absolute().parent, f" (writing {path})")
             raise DiskFullError(where) from err
         raise
+
+
+def save_figure_atomic(figure: Any, path: Path, dpi: int = 110) -> None:
+    """Save a matplotlib figure so that readers never see half of it (format from the suffix)."""
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower())
 
 
 def _apply_umask(path: Path, directory: bool) -> None:

@@ -1,0 +1,183 @@
+"""What `kdcli search` tells: the one-line answer, search.json, the Pareto plot, the table rows,
+and the message when nothing meets the constraints."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kdcli.core.formatting import size_text
+from kdcli.files.outputs import save_figure_atomic, write_text_atomic
+from kdcli.files.provenance import dumps
+
+if TYPE_CHECKING:
+    from kdcli.jobs.search import Candidate, SearchResult
+
+JUDGED = ("chosen", "meets", "fails", "unverified")
+
+
+def constraints_text(constraints: dict[str, Any]) -> str:
+    parts = []
+    if constraints.get("min_retention") is not None:
+        parts.append(f"--min-retention {constraints['min_retention']:g}")
+    if constraints.get("min_language_retention") is not None:
+        parts.append(f"--min-language-retention {constraints['min_language_retention']:g}")
+    if constraints.get("max_size") is not None:
+        parts.append(f"--max-size {size_text(constraints['max_size'])}")
+    if constraints.get("max_latency_ms") is not None:
+        parts.append(f"--max-latency {constraints['max_latency_ms']:g}ms")
+    if constraints.get("budget_s") is not None:
+        parts.append(f"--budget {constraints['budget_s']:g}s")
+    return ", ".join(parts)
+
+
+def answer_line(result: SearchResult) -> str:
+    """ "kept X of 12 layers, width Y, vocab Z: N MB, M ms, worst language L at R%"."""
+    c = result.chosen
+    assert c is not None
+    return _describe(c)
+
+
+def _describe(c: Candidate) -> str:
+    layers = f"kept {c.num_layers} of {c.teacher_layers} layers"
+    if c.kept_layers and c.num_layers < c.teacher_layers:
+        layers += f" ({','.join(map(str, c.kept_layers))})"
+    width = f"width {c.hidden}" + (f" ({round(100 * c.width)}%)" if c.width < 1 else "")
+    vocab = f"vocab {c.vocab_size:,}" + (" (trimmed)" if c.vocab == "trimmed" else "")
+    size = size_text(c.size_bytes) if c.size_bytes is not None else "size unknown"
+    latency = f"{c.latency_ms:.2f} ms" if c.latency_ms is not None else "latency not measured"
+    worst = (
+        f"worst language {c.worst_language} at {100 * c.worst_retention:.1f}%"
+        if c.worst_retention is not None
+        else "not scored"
+    )
+    return f"{layers}, {width}, {vocab}, {c.format}: {size}, {latency}, {worst}"
+
+
+def best_candidates(result: SearchResult, count: int) -> list[Candidate]:
+    """The judged candidates that came closest: fewest constraints missed, then the best
+    worst-language retention, then the smallest."""
+    judged = [c for c in result.candidates if c.status in JUDGED and c.retention is not None]
+
+    def missed(c: Candidate) -> int:
+        return c.reason.count(";") + 1 if c.status in ("fails", "unverified") else 0
+
+    judged.sort(key=lambda c: (missed(c), -(c.worst_retention or 0), c.size_bytes or 0, c.name))
+    return judged[:count]
+
+
+def failure_message(result: SearchResult) -> str:
+    constraints = result.constraints_text or "the constraints"
+    if result.best:
+        shown = "; ".join(f"{c.name} ({c.reason})" for c in result.best)
+        best = f"the closest: {shown}"
+    else:
+        best = "no candidate got as far as being trained (see the reasons in search.json)"
+    stopped = " before the budget ran out" if result.budget_reached else ""
+    return (
+        f"no candidate meets {constraints}{stopped}: {best}. Relax a constraint or widen the "
+        f"space (--depths, --widths); every candidate is in {result.out}/search.json"
+    )
+
+
+def candidate_rows(result: SearchResult, limit: int | None) -> tuple[list[str], list[list[str]]]:
+    """The terminal table: the judged candidates, then the best pruned ones, by objective."""
+    header = ["candidate", "status", "size", "latency", "retention", "worst language", "why"]
+    order = {"chosen": 0, "meets": 1, "fails": 2, "unverified": 2}
+    key = "latency_ms" if result.objective == "latency" else "size_bytes"
+    rows = sorted(
+        result.candidates,
+        key=lambda c: (order.get(c.status, 3), getattr(c, key) or float("inf"), c.name),
+    )
+    if limit is not None:
+        rows = rows[:limit]
+    table = []
+    for c in rows:
+        size = size_text(c.size_bytes) if c.size_bytes is not None else "-"
+        if c.size_bytes is not None and not c.size_measured:
+            size = f"~{size}"
+        table.append(
+            [
+                c.name,
+                c.status,
+                size,
+                f"{c.latency_ms:.2f} ms" if c.latency_ms is not None else "-",
+                f"{100 * c.retention:.1f}%" if c.retention is not None else "-",
+                f"{c.worst_language} {100 * c.worst_retention:.1f}%"
+                if c.worst_retention is not None
+                else "-",
+                c.reason,
+            ]
+        )
+    return header, table
+
+
+def write_files(result: SearchResult, root: Path) -> list[Path]:
+    """search.json (every candidate) and pareto.png (with matplotlib)."""
+    written = [root / "search.json"]
+    write_text_atomic(root / "search.json", dumps(result.to_dict()) + "\n")
+    judged = [c for c in result.candidates if c.status in JUDGED and c.retention is not None]
+    if judged and importlib.util.find_spec("matplotlib") is not None:
+        write_pareto(result, root / "pareto.png")
+        written.append(root / "pareto.png")
+    return written
+
+
+def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """The points no other point beats on both axes (smaller x, larger y), by x."""
+    front: list[tuple[float, float, str]] = []
+    for point in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or point[1] > front[-1][1]:
+            front.append(point)
+    return front
+
+
+def write_pareto(result: SearchResult, path: Path) -> None:
+    """Size (or latency) against worst-language retention, every scored candidate, the front,
+    the limits and the answer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    by_latency = result.objective == "latency"
+    judged = [c for c in result.candidates if c.status in JUDGED and c.retention is not None]
+
+    def x(c: Candidate) -> float:
+        return float(c.latency_ms or 0.0) if by_latency else (c.size_bytes or 0) / 1e6
+
+    figure, axes = plt.subplots(figsize=(7, 4.8))
+    colours = {"chosen": "tab:green", "meets": "tab:green", "fails": "tab:red", "unverified": "0.6"}
+    for status in ("fails", "unverified", "meets", "chosen"):
+        group = [c for c in judged if c.status == status]
+        if group:
+            axes.scatter(
+                [x(c) for c in group],
+                [100 * (c.worst_retention or 0) for c in group],
+                color=colours[status],
+                marker="*" if status == "chosen" else "o",
+                s=160 if status == "chosen" else 36,
+                label=status,
+                zorder=3,
+            )
+    front = pareto_front([(x(c), 100 * (c.worst_retention or 0), c.name) for c in judged])
+    axes.plot([p[0] for p in front], [p[1] for p in front], color="0.3", lw=1, ls="--",
+              label="Pareto front", zorder=2)  # fmt: skip
+    for point in front:
+        axes.annotate(point[2], (point[0], point[1]), fontsize=7, xytext=(4, 4),
+                      textcoords="offset points")  # fmt: skip
+    limits = result.constraints
+    limit = limits.get("max_latency_ms") if by_latency else limits.get("max_size")
+    if limit:
+        axes.axvline(limit if by_latency else limit / 1e6, color="tab:red", ls=":", label="limit")
+    if limits.get("min_language_retention"):
+        axes.axhline(100 * limits["min_language_retention"], color="tab:red", ls=":")
+    axes.set_xlabel("batch-1 latency (ms)" if by_latency else "size of the ONNX file (MB)")
+    axes.set_ylabel(f"worst-language retention on {result.split} (%)")
+    axes.grid(alpha=0.4, zorder=1)
+    axes.legend(fontsize=8, loc="lower right")
+    axes.set_title("kdcli search: every scored candidate", fontsize=10)
+    figure.tight_layout()
+    save_figure_atomic(figure, path)
+    plt.close(figure)
