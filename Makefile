@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   install kdcli and run finetune -> shrink -> distill -> eval -> export offline
+#   make demo   install kdcli and run the demo recipe (finetune -> shrink -> distill -> export -> report) offline
 #   make test   install kdcli with its test tools and run the test suite
 # PYTHON may point at any Python >= 3.10; a virtual environment is made in .venv.
 
@@ -23,8 +23,12 @@ install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[dev]"
 
+# The demo recipe (examples/recipes/demo.yaml) through `kdcli run`: a rerun reuses finished stages.
+# One thread: a 128-wide model gains nothing from more, and they fight on a busy machine.
 demo: install
-	PATH="$(abspath $(BIN)):$$PATH" bash examples/tiny_pipeline.sh demo-out
+	test -f demo-out/encoder/config.json || $(BIN)/python examples/make_tiny_model.py demo-out/encoder
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} KDCLI_CACHE=$${KDCLI_CACHE:-demo-out/cache} \
+		$(BIN)/kdcli run examples/recipes/demo.yaml --out demo-out/run --set teacher.model=demo-out/encoder
 
 # the same workflow for slot filling (token classification) on the sample's MASSIVE slots
 demo-slots: install
@@ -56,6 +60,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_eval.py
 	$(BIN)/python benchmarks/bench_report_noise.py
 	$(BIN)/python benchmarks/bench_export.py
+	$(BIN)/python benchmarks/bench_search.py
 
 clean:
 	rm -rf demo-out .pytest_cache .ruff_cache .import_linter_cache .mypy_cache

@@ -1,6 +1,8 @@
 """kdcli: make multilingual transformer classifiers small and fast without losing languages.
 
-The Python API mirrors the CLI: each step takes one config object and returns one result object.
+The Python API mirrors the CLI: each step takes one config object and returns one result object,
+and so do the whole jobs built on them: `run_recipe` (a recipe of steps), `study` (the study's
+grid) and `search` (the smallest student that meets constraints).
 
     from kdcli import ShrinkConfig, shrink
     result = shrink(ShrinkConfig("teacher/", out="student/", layers=[0, 2, 4, 7, 9, 11]))
@@ -12,6 +14,9 @@ from kdcli._version import __version__
 from kdcli.core.errors import CheckFailedError, KdcliError
 from kdcli.data.splits import DataConfig
 from kdcli.evaluation.report import EvalReport, EvalResult
+from kdcli.jobs.recipe import RecipeConfig, RecipeResult, run_recipe
+from kdcli.jobs.search import SearchConfig, SearchResult, search
+from kdcli.jobs.study import StudyConfig, StudyResult, study
 from kdcli.runtime.predictor import Predictor, open_predictor
 from kdcli.steps.distill import DistillConfig, DistillResult, distill
 from kdcli.steps.evaluate import EvalConfig, evaluate
@@ -37,8 +42,14 @@ __all__ = [
     "PredictConfig",
     "PredictResult",
     "Predictor",
+    "RecipeConfig",
+    "RecipeResult",
+    "SearchConfig",
+    "SearchResult",
     "ShrinkConfig",
     "ShrinkResult",
+    "StudyConfig",
+    "StudyResult",
     "TrainConfig",
     "__version__",
     "distill",
@@ -47,5 +58,8 @@ __all__ = [
     "finetune",
     "open_predictor",
     "predict",
+    "run_recipe",
+    "search",
     "shrink",
+    "study",
 ]

@@ -356,11 +356,12 @@ def stage_config(stage: Stage, root: Path) -> Any:
             f"{', '.join(sorted(k.replace('_', '-') for k in known))}"
         )
     names = {f.name for f in fields(config_type)}
-    kwargs = {k: v for k, v in options.items() if k in names}
+    kwargs = _typed(config_type, {k: v for k, v in options.items() if k in names})
     if "train" in names:
         if "data" in options:  # the data options become one DataConfig
             kwargs["data"] = _data_config(options)
-        train = TrainConfig(**{k: options[k] for k in TRAIN_OPTIONS if k in options})
+        train_options = _typed(TrainConfig, {k: options[k] for k in TRAIN_OPTIONS if k in options})
+        train = TrainConfig(**train_options)
         train.check()
         kwargs["train"] = train
     if "out" in names:
@@ -378,6 +379,45 @@ def stage_config(stage: Stage, root: Path) -> Any:
             f"the recipe or pass --set {stage.name}.{required[0].replace('_', '-')}=VALUE"
         )
     return config_type(**kwargs)
+
+
+def _typed(config_type: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Values as the config's field types want them, as the command line would give them: YAML
+    reads `1e-4` as text and `--set` values arrive as text; a value of the wrong kind is an
+    error naming the option."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(config_type)
+    except (NameError, TypeError):  # an annotation only known to type checkers: leave values be
+        return dict(options)
+    return {name: _coerce(name, value, hints.get(name)) for name, value in options.items()}
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    import types
+    import typing
+
+    if value is None or hint is None:
+        return value
+    kinds = (
+        set(typing.get_args(hint))
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        else {hint}
+    )
+    option = name.replace("_", "-")
+    if bool in kinds and isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if isinstance(value, str) and str not in kinds and (float in kinds or int in kinds):
+        try:
+            return int(value) if int in kinds and float not in kinds else float(value)
+        except ValueError as err:
+            raise KdcliError(f"{option} {value!r} is not a number") from err
+    if isinstance(value, int) and not isinstance(value, bool) and float in kinds:
+        return value if int in kinds else float(value)
+    if isinstance(value, float) and int in kinds and float not in kinds and value.is_integer():
+        return int(value)
+    return value
 
 
 def _required(f: Any) -> bool:
@@ -406,7 +446,13 @@ def _data_config(options: dict[str, Any]) -> DataConfig:
 
 
 def _unit(stage: Stage, root: Path) -> Unit:
-    config = stage_config(stage, root)
+    try:
+        config = stage_config(stage, root)
+    except KdcliError as err:
+        message = str(err)
+        raise KdcliError(
+            message if message.startswith("stage ") else f"stage {stage.name}: {message}"
+        ) from err
     needs = tuple(dict.fromkeys(n for v in stage.options.values() for n in references(v)))
     if stage.step == "eval":
         return Unit(stage.name, EvalWork(config, root / stage.name), needs=needs)

@@ -205,10 +205,11 @@ def search(config: SearchConfig, progress: ProgressCallback | None = None) -> Se
     run = _Search(plan, job, root, progress)
     run.run()
     result = run.result(Path(config.out), time.perf_counter() - started)
-    if job.ranks.main:
-        from kdcli.jobs.search_report import write_files
+    from kdcli.jobs.search_report import report_files, write_files
 
-        result = replace(result, files=write_files(result, root))
+    result = replace(result, files=report_files(result, root))
+    if job.ranks.main:
+        write_files(result, root)
     if result.chosen is None:
         from kdcli.jobs.search_report import failure_message
 
@@ -391,7 +392,10 @@ class _Search:
                     counted=False,
                 )
             )
-        self._phase(units, "prepare")
+        if not self._phase(units, "prepare"):
+            raise KdcliError(
+                f"--budget {plan.budget:g}s ran out before the teacher was scored: give more time"
+            )
         self.teacher_dev = _languages(self.job.result("teacher-dev"))
         self.teacher_split = _languages(
             self.job.result("teacher-dev" if plan.split == "dev" else "teacher-eval")
@@ -580,9 +584,16 @@ class _Search:
         for track in self.tracks.values():
             if not track.open:
                 continue
-            if not self._promising(track.variant.shape):
+            shape = track.variant.shape
+            ranked = shape.name in self.short or shape.is_teacher
+            if self.budget_reached and not ranked:
+                track.status, track.reason = (
+                    "over budget",
+                    "the budget ran out before its short run",
+                )
+            elif not self._promising(shape):
                 track.status = "unpromising"
-                track.reason = self._unpromising_reason(track.variant.shape)
+                track.reason = self._unpromising_reason(shape)
             elif self.budget_reached:
                 track.status, track.reason = "over budget", "the budget ran out first"
             elif self.chosen is not None:

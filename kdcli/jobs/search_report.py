@@ -113,15 +113,22 @@ def candidate_rows(result: SearchResult, limit: int | None) -> tuple[list[str], 
     return header, table
 
 
-def write_files(result: SearchResult, root: Path) -> list[Path]:
-    """search.json (every candidate) and pareto.png (with matplotlib)."""
-    written = [root / "search.json"]
-    write_text_atomic(root / "search.json", dumps(result.to_dict()) + "\n")
+def report_files(result: SearchResult, root: Path) -> list[Path]:
+    """search.json, and pareto.png when a candidate was scored and matplotlib is installed."""
+    files = [root / "search.json"]
     judged = [c for c in result.candidates if c.status in JUDGED and c.retention is not None]
     if judged and importlib.util.find_spec("matplotlib") is not None:
-        write_pareto(result, root / "pareto.png")
-        written.append(root / "pareto.png")
-    return written
+        files.append(root / "pareto.png")
+    return files
+
+
+def write_files(result: SearchResult, root: Path) -> None:
+    """Every file of `result.files` (search.json is what `--json` writes too)."""
+    for path in result.files:
+        if path.name == "search.json":
+            write_text_atomic(path, dumps(result.to_dict()) + "\n")
+        else:
+            write_pareto(result, path)
 
 
 def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
