@@ -59,8 +59,9 @@ def run(config, label: str) -> dict:
     seconds = time.perf_counter() - started
     chosen = result.chosen.name if result.chosen else None
     print(
-        f"{label:<11} full trainings {result.trained_full:>2}, short runs {result.trained_short:>2}, "
-        f"probes {result.probed:>2}, {seconds / 60:6.1f} min; answer: {chosen or 'none'}",
+        f"{label:<11} full trainings {result.trained_full:>2}, short runs "
+        f"{result.trained_short:>2}, probes {result.probed:>2}, {seconds / 60:6.1f} min; "
+        f"answer: {chosen or 'none'}",
         flush=True,
     )
     if result.answer:
@@ -80,6 +81,9 @@ def main() -> None:
     parser.add_argument("--min-retention", type=float, default=0.95)
     parser.add_argument("--min-language-retention", type=float)
     parser.add_argument("--epochs", type=int, default=4, help="full training of every student")
+    parser.add_argument(
+        "--lr", type=float, help="students' learning rate (default 1e-3 tiny, 1e-4 --teacher)"
+    )
     parser.add_argument("--teacher-epochs", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -94,14 +98,15 @@ def main() -> None:
     work = args.out or Path(tempfile.mkdtemp(prefix="bench-search-"))
     work.mkdir(parents=True, exist_ok=True)
     teacher = args.teacher
-    training = TrainConfig(epochs=args.epochs, seed=0, **TINY_TRAINING)
+    tiny = {**TINY_TRAINING, "lr": args.lr or TINY_TRAINING["lr"]}
+    training = TrainConfig(epochs=args.epochs, seed=0, **tiny)
     if teacher is None:
         teacher = work / "teacher"
         if not (teacher / "config.json").is_file():
             print("building the tiny teacher ...", flush=True)
             build_teacher(work, args.teacher_epochs)
     else:
-        training = TrainConfig(epochs=args.epochs, seed=0, lr=1e-4, max_length=64)
+        training = TrainConfig(epochs=args.epochs, seed=0, lr=args.lr or 1e-4, max_length=64)
     print(
         f"teacher {teacher}; data {args.data}; depths {args.depths} x strategies "
         f"{args.layer_strategies} x widths {args.widths} x vocab full,trimmed x formats "

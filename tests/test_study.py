@@ -179,3 +179,23 @@ def test_the_pretrained_initialization_needs_a_base_model(models, tmp_path, make
     assert not (tmp_path / "s").exists()
     with pytest.raises(KdcliError, match="has no sequence-classification head"):
         study(StudyConfig(str(models.encoder), str(MINI), tmp_path / "s"))
+
+
+@pytest.mark.slow  # two worker processes, each importing torch
+def test_cells_run_side_by_side_with_jobs_give_the_same_report(models, tmp_path):
+    def config(out, jobs):
+        return StudyConfig(
+            str(models.teacher), str(MINI), out, inits="teacher,random", objectives="kd",
+            num_layers="2", seeds="0", train=train_config(max_steps=4),
+            cache_dir=tmp_path / "cache", jobs=jobs,
+        )  # fmt: skip
+
+    study(config(tmp_path / "one", 1))
+    events = []
+    parallel = study(config(tmp_path / "two", 2), progress=events.append)
+    assert parallel.ran == 2
+    first = json.loads((tmp_path / "one" / "report.json").read_text())
+    second = json.loads((tmp_path / "two" / "report.json").read_text())
+    assert _stable(second) == _stable(first)
+    assert max(e.info.get("running", 0) for e in events if e.task == "cells") == 2
+    assert any(e.task == "cells/random-kd-L2-s0 › train" for e in events)  # from the worker
