@@ -155,7 +155,8 @@ def search(
     from kdcli.jobs.search import SearchConfig
     from kdcli.jobs.search import search as run_search
 
-    params = {**locals(), "report_to": "none"}
+    # sequence classification: the teacher's head and the data decide
+    params = {**locals(), "report_to": "none", "task": None, "tag_scheme": "auto"}
     check_json(json_path)
     search_config = SearchConfig(
         teacher=teacher,

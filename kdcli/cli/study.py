@@ -121,7 +121,7 @@ def study(
     from kdcli.jobs.study import study as run_study
 
     # one data sample and training recipe for every cell; --seeds varies the training seed
-    params = {**locals(), "seed": 0, "report_to": "none"}
+    params = {**locals(), "seed": 0, "report_to": "none", "task": None, "tag_scheme": "auto"}
     check_json(json_path)
     study_config = StudyConfig(
         teacher=teacher,

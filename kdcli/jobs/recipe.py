@@ -44,16 +44,14 @@ MODEL_STEPS = ("finetune", "distill", "export")  # their outputs go into the fin
 STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 REFERENCE = re.compile(r"\{([^{}]*)\}")
 RESERVED = ("report", "defaults")
+# The data options of training steps (and study, search): DataConfig's fields under their CLI
+# names (the seed is the training's --seed).
 DATA_OPTIONS = {
-    "data": "data",
-    "languages": "languages",
-    "train_languages": "train_languages",
-    "samples_per_language": "samples_per_language",
-    "text_column": "text_column",
-    "label_column": "label_column",
-    "language_column": "language_column",
-    "data_revision": "revision",
+    ("data_revision" if f.name == "revision" else f.name): f.name
+    for f in fields(DataConfig)
+    if f.name != "seed"
 }
+LIST_DATA_OPTIONS = ("languages", "train_languages")
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
 NOT_OPTIONS = ("out", "overwrite", "resume", "train")  # set by the runner, not by a recipe
 ALIASES = {"export": {"model": "source"}, "eval": {"model": "models"}}
@@ -429,20 +427,12 @@ def _required(f: Any) -> bool:
 def _data_config(options: dict[str, Any]) -> DataConfig:
     from kdcli.core.validation import parse_csv
 
-    def listed(name: str) -> list[str] | None:
-        return parse_csv(options.get(name))
-
-    return DataConfig(
-        data=str(options["data"]),
-        languages=listed("languages"),
-        train_languages=listed("train_languages"),
-        samples_per_language=options.get("samples_per_language"),
-        text_column=options.get("text_column"),
-        label_column=options.get("label_column"),
-        language_column=options.get("language_column"),
-        revision=options.get("data_revision"),
-        seed=int(options.get("seed", 0) or 0),
-    )
+    values = _typed(DataConfig, {f: options[o] for o, f in DATA_OPTIONS.items() if o in options})
+    for name in LIST_DATA_OPTIONS:
+        if name in values:
+            values[name] = parse_csv(values[name])
+    values["data"] = str(values["data"])
+    return DataConfig(**values, seed=int(options.get("seed", 0) or 0))
 
 
 def _unit(stage: Stage, root: Path) -> Unit:
