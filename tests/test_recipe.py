@@ -127,7 +127,7 @@ def test_a_failing_stage_stops_the_chain_named_and_keeps_the_stages_before_it(
         (("stages:", "stages: {{}}\nunused:"), [], "needs a `stages:` mapping"),
         (("defaults:", "extras: 1\ndefaults:"), [], "unknown top-level key(s) extras"),
         (("max-steps: 4", "max-step: 4"), [], "defaults: no stage takes max_step"),
-        ((), ["teacher"], "--set 'teacher': write it as STAGE.OPTION=VALUE"),
+        ((), ["teacher"], "--set 'teacher' is not STAGE.OPTION=VALUE"),
         ((), ["nobody.epochs=1"], "the recipe has no stage 'nobody'"),
         ((), ["teacher.lr=2"], "--lr 2.0 is not a usable learning rate"),
         ((), ["teacher.lr=fast"], "stage teacher: lr 'fast' is not a number"),

@@ -146,18 +146,18 @@ def test_bad_constraints_exit_2_with_one_line_and_nothing_written(
     [("50MB", 50_000_000), ("1.5 GB", 1_500_000_000), ("300MiB", 300 * 2**20), (1024, 1024)],
 )
 def test_sizes_parse_in_decimal_and_binary_units(text, size):
-    assert space.parse_size("--max-size", text) == size
+    assert space.parse_size("max_size", text) == size
 
 
 def test_latencies_and_durations_parse():
-    assert space.parse_latency("--max-latency", "5ms") == 5.0
-    assert space.parse_latency("--max-latency", "0.5s") == 500.0
-    assert space.parse_latency("--max-latency", 2) == 2.0
-    assert space.parse_duration("--budget", "2h") == 7200
-    assert space.parse_duration("--budget", "1h30m") == 5400
-    assert space.parse_duration("--budget", "45") == 45
+    assert space.parse_latency("max_latency", "5ms") == 5.0
+    assert space.parse_latency("max_latency", "0.5s") == 500.0
+    assert space.parse_latency("max_latency", 2) == 2.0
+    assert space.parse_duration("budget", "2h") == 7200
+    assert space.parse_duration("budget", "1h30m") == 5400
+    assert space.parse_duration("budget", "45") == 45
     with pytest.raises(KdcliError, match="is not a duration"):
-        space.parse_duration("--budget", "1h30")
+        space.parse_duration("budget", "1h30")
 
 
 def test_default_depths_and_shapes_cheapest_first():

@@ -174,7 +174,7 @@ def test_bad_axis_values_exit_2_with_one_line_and_nothing_written(
 
 def test_the_pretrained_initialization_needs_a_base_model(models, tmp_path, make_teacher):
     teacher = make_teacher("bert", head="sequence-classification")  # no kdcli.json
-    with pytest.raises(KdcliError, match="pass --base MODEL, or drop pretrained from --inits"):
+    with pytest.raises(KdcliError, match="pass base MODEL, or drop pretrained from inits"):
         study(StudyConfig(str(teacher), str(MINI), tmp_path / "s", inits="pretrained"))
     assert not (tmp_path / "s").exists()
     with pytest.raises(KdcliError, match="has no sequence-classification head"):

@@ -14,8 +14,8 @@ import typer
 
 from kdcli.core.errors import KdcliError
 
-# Settings the library names by a config field that the CLI takes as an argument, not an option.
-ARGUMENTS = {"models": "MODEL", "model": "MODEL", "source": "SOURCE"}
+# Settings the command line does not spell `--field-name`: arguments, and `kdcli run --set`.
+ARGUMENTS = {"models": "MODEL", "model": "MODEL", "source": "SOURCE", "sets": "--set"}
 
 
 def option_name(name: str) -> str:

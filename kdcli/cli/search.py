@@ -152,7 +152,7 @@ def search(
 ) -> None:
     """The smallest (or fastest) student that meets your accuracy, size and latency limits."""
     from kdcli.core.errors import CheckFailedError
-    from kdcli.jobs.search import SearchConfig
+    from kdcli.jobs.search import SearchConfig, SearchResult
     from kdcli.jobs.search import search as run_search
 
     # sequence classification: the teacher's head and the data decide
@@ -188,7 +188,7 @@ def search(
         with job_views.job_progress(not quiet and is_main_process()) as progress:
             result = run_search(search_config, progress)
     except CheckFailedError as err:
-        if err.result is not None and is_main_process():
+        if isinstance(err.result, SearchResult) and is_main_process():
             job_views.search_summary(err.result)
             write_json(json_path, err.result)
         raise

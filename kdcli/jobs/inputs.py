@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 from kdcli.data.splits import DataConfig, Examples, load_split
 from kdcli.files.model_dirs import (
     LoadOptions,
@@ -27,18 +27,27 @@ from kdcli.surgery.architectures import architecture_for
 
 
 def as_list(option: str, value: str | Sequence[Any] | None) -> list[str]:
-    """`3,6` or a YAML/Python list as stripped text items; an empty list is an error."""
+    """`3,6` or a YAML/Python list as stripped text items (for the setting `option`); an empty
+    list is an error."""
     if value is None:
-        raise KdcliError(f"{option} is empty: give at least one value")
+        raise KdcliError("is empty", option=option, fix="give at least one value")
     items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
     cleaned = [item.strip() for item in items]
     if not cleaned or any(not item for item in cleaned):
         raise KdcliError(
-            f"{option} {_given(value)} is empty or has an empty item: give comma-separated values"
+            "is empty or has an empty item",
+            option=option,
+            value=_given(value),
+            fix="give comma-separated values",
         )
     repeated = sorted({item for item in cleaned if cleaned.count(item) > 1})
     if repeated:
-        raise KdcliError(f"{option} {_given(value)} repeats {', '.join(repeated)}: give each once")
+        raise KdcliError(
+            f"repeats {', '.join(repeated)}",
+            option=option,
+            value=_given(value),
+            fix="give each once",
+        )
     return cleaned
 
 
@@ -47,8 +56,10 @@ def choices(option: str, value: str | Sequence[Any] | None, allowed: Sequence[st
     unknown = [item for item in items if item not in allowed]
     if unknown:
         raise KdcliError(
-            f"{option} {_given(value)}: {', '.join(unknown)} is unknown; choose from "
-            f"{', '.join(allowed)}"
+            f": {', '.join(unknown)} is unknown",
+            option=option,
+            value=_given(value),
+            fix=f"choose from {', '.join(allowed)}",
         )
     return items
 
@@ -61,12 +72,17 @@ def integers(
         numbers = [int(item) for item in items]
     except ValueError as err:
         raise KdcliError(
-            f"{option} {_given(value)} is not a list of integers: give e.g. {option} 0,1,2"
+            "is not a list of integers",
+            option=option,
+            value=_given(value),
+            fix=f"give e.g. {option_ref(option)} 0,1,2",
         ) from err
     bad = [n for n in numbers if n < minimum or (maximum is not None and n > maximum)]
     if bad:
         bounds = f"at least {minimum}" + (f" and at most {maximum}" if maximum is not None else "")
-        raise KdcliError(f"{option} {_given(value)}: {bad[0]} is out of range; give {bounds}")
+        raise KdcliError(
+            f": {bad[0]} is out of range", option=option, value=_given(value), fix=f"give {bounds}"
+        )
     return numbers
 
 
@@ -77,19 +93,25 @@ def fractions(option: str, value: str | Sequence[Any] | None) -> list[float]:
         numbers = [float(item) for item in items]
     except ValueError as err:
         raise KdcliError(
-            f"{option} {_given(value)} is not a list of numbers: give e.g. {option} 1,0.75,0.5"
+            "is not a list of numbers",
+            option=option,
+            value=_given(value),
+            fix=f"give e.g. {option_ref(option)} 1,0.75,0.5",
         ) from err
     bad = [n for n in numbers if not 0 < n <= 1]
     if bad:
         raise KdcliError(
-            f"{option} {_given(value)}: {bad[0]:g} is out of range; give fractions of the "
-            "teacher's width above 0 and at most 1"
+            f": {bad[0]:g} is out of range",
+            option=option,
+            value=_given(value),
+            fix="give fractions of the teacher's width above 0 and at most 1",
         )
     return numbers
 
 
-def _given(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list | tuple) else repr(value)
+def _given(value: Any) -> object:
+    """A value as errors show it: a list comma-separated, text quoted."""
+    return ",".join(map(str, value)) if isinstance(value, list | tuple) else value
 
 
 def absolute(value: str) -> str:

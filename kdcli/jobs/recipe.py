@@ -30,9 +30,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback
 from kdcli.core.results import JsonResult
+from kdcli.core.validation import check_int
 from kdcli.data.splits import DataConfig
 from kdcli.jobs.runner import Job, Unit, check_job_dir
 from kdcli.jobs.step_work import EvalWork, StepWork
@@ -51,7 +52,6 @@ DATA_OPTIONS = {
     for f in fields(DataConfig)
     if f.name != "seed"
 }
-LIST_DATA_OPTIONS = ("languages", "train_languages")
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
 NOT_OPTIONS = ("out", "overwrite", "resume", "train")  # set by the runner, not by a recipe
 ALIASES = {"export": {"model": "source"}, "eval": {"model": "models"}}
@@ -100,8 +100,7 @@ class Stage:
 def run_recipe(config: RecipeConfig, progress: ProgressCallback | None = None) -> RecipeResult:
     """Run (or continue) the recipe; stages already done with the same options are skipped."""
     started = time.perf_counter()
-    if isinstance(config.jobs, bool) or not isinstance(config.jobs, int) or config.jobs < 1:
-        raise KdcliError(f"--jobs {config.jobs!r} must be an integer of at least 1")
+    check_int("jobs", config.jobs)
     check_job_dir(Path(config.out), KIND, config.overwrite)
     root = Path(config.out).absolute()
     stages, report = load_recipe(Path(config.recipe), config.sets)
@@ -233,17 +232,19 @@ def _apply_sets(
         stage, dot, option = where.partition(".")
         if not equals or not dot or not option:
             raise KdcliError(
-                f"--set {item!r}: write it as STAGE.OPTION=VALUE, e.g. teacher.epochs=1"
+                "is not STAGE.OPTION=VALUE", option="sets", value=item, fix="e.g. teacher.epochs=1"
             )
         if stage not in targets:
             raise KdcliError(
-                f"--set {item!r}: the recipe has no stage {stage!r}; its stages are "
-                f"{', '.join(s.name for s in stages)}"
+                f": the recipe has no stage {stage!r}",
+                option="sets",
+                value=item,
+                fix=f"its stages are {', '.join(s.name for s in stages)}",
             )
         try:
             value = yaml.safe_load(text) if text else None
         except yaml.YAMLError as err:
-            raise KdcliError(f"--set {item!r}: the value is not valid YAML") from err
+            raise KdcliError(": the value is not valid YAML", option="sets", value=item) from err
         if isinstance(value, str) and Path(value).expanduser().exists():
             value = str(Path(value).expanduser().absolute())
         targets[stage][option.replace("-", "_")] = value
@@ -354,14 +355,19 @@ def stage_config(stage: Stage, root: Path) -> Any:
             f"{', '.join(sorted(k.replace('_', '-') for k in known))}"
         )
     names = {f.name for f in fields(config_type)}
-    kwargs = _typed(config_type, {k: v for k, v in options.items() if k in names})
-    if "train" in names:
-        if "data" in options:  # the data options become one DataConfig
-            kwargs["data"] = _data_config(options)
-        train_options = _typed(TrainConfig, {k: options[k] for k in TRAIN_OPTIONS if k in options})
-        train = TrainConfig(**train_options)
-        train.check()
-        kwargs["train"] = train
+    try:
+        kwargs = _typed(config_type, {k: v for k, v in options.items() if k in names})
+        if "train" in names:
+            if "data" in options:  # the data options become one DataConfig
+                kwargs["data"] = _data_config(options)
+            train_options = _typed(
+                TrainConfig, {k: options[k] for k in TRAIN_OPTIONS if k in options}
+            )
+            train = TrainConfig(**train_options)
+            train.check()
+            kwargs["train"] = train
+    except KdcliError as err:  # about one option of this stage: say which stage
+        raise KdcliError(f"stage {stage.name}: {err.text()}") from err
     if "out" in names:
         kwargs["out"] = root / stage.name
     if stage.step == "eval" and isinstance(kwargs.get("models"), str):
@@ -373,8 +379,9 @@ def stage_config(stage: Stage, root: Path) -> Any:
     ]
     if required:
         raise KdcliError(
-            f"stage {stage.name} ({stage.step}): {', '.join(required)} is required: set it in "
-            f"the recipe or pass --set {stage.name}.{required[0].replace('_', '-')}=VALUE"
+            f"stage {stage.name} ({stage.step}): {', '.join(required)} is required",
+            fix=f"set it in the recipe or pass {option_ref('sets')} "
+            f"{stage.name}.{required[0].replace('_', '-')}=VALUE",
         )
     return config_type(**kwargs)
 
@@ -404,6 +411,9 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         else {hint}
     )
     option = name.replace("_", "-")
+    items = _list_item_type(kinds)
+    if items is not None and isinstance(value, str | int | float | list | tuple):
+        return _coerce_list(option, value, items)
     if bool in kinds and isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     if isinstance(value, str) and str not in kinds and (float in kinds or int in kinds):
@@ -418,6 +428,32 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     return value
 
 
+def _list_item_type(kinds: set[Any]) -> type | None:
+    """int or str when a field takes a list of them (layers, languages), else None."""
+    import collections.abc
+    import typing
+
+    for kind in kinds:
+        if typing.get_origin(kind) in (list, collections.abc.Sequence):
+            item = (typing.get_args(kind) or (str,))[0]
+            return item if item in (int, str) else None
+    return None
+
+
+def _coerce_list(option: str, value: Any, item: type) -> list[Any]:
+    """`0,2,4` (text, as --set gives it) or a YAML list as the list a typed config takes."""
+    parts = value if isinstance(value, list | tuple) else str(value).split(",")
+    texts = [str(part).strip() for part in parts]
+    if not texts or any(not text for text in texts):
+        raise KdcliError(f"{option} {value!r} is empty or has an empty item: give e.g. 0,2,4")
+    if item is str:
+        return texts
+    try:
+        return [int(text) for text in texts]
+    except ValueError as err:
+        raise KdcliError(f"{option} {value!r} is not a list of integers: give e.g. 0,2,4") from err
+
+
 def _required(f: Any) -> bool:
     from dataclasses import MISSING
 
@@ -425,24 +461,13 @@ def _required(f: Any) -> bool:
 
 
 def _data_config(options: dict[str, Any]) -> DataConfig:
-    from kdcli.core.validation import parse_csv
-
     values = _typed(DataConfig, {f: options[o] for o, f in DATA_OPTIONS.items() if o in options})
-    for name in LIST_DATA_OPTIONS:
-        if name in values:
-            values[name] = parse_csv(values[name])
     values["data"] = str(values["data"])
     return DataConfig(**values, seed=int(options.get("seed", 0) or 0))
 
 
 def _unit(stage: Stage, root: Path) -> Unit:
-    try:
-        config = stage_config(stage, root)
-    except KdcliError as err:
-        message = str(err)
-        raise KdcliError(
-            message if message.startswith("stage ") else f"stage {stage.name}: {message}"
-        ) from err
+    config = stage_config(stage, root)
     needs = tuple(dict.fromkeys(n for v in stage.options.values() for n in references(v)))
     if stage.step == "eval":
         return Unit(stage.name, EvalWork(config, root / stage.name), needs=needs)

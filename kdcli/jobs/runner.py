@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from kdcli.core.errors import CheckFailedError, KdcliError
+from kdcli.core.errors import CheckFailedError, KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback, ProgressEvent, report
 from kdcli.files.outputs import write_text_atomic
 from kdcli.files.provenance import dumps
@@ -95,24 +95,33 @@ class RunSummary:
 def check_job_dir(root: Path, kind: str, overwrite: bool) -> None:
     """Before any work: `root` is free, a job of this kind (to resume), or --overwrite is given."""
     root = Path(root)
+    out, replace = option_ref("out"), f"pass {option_ref('overwrite')} to replace it"
     if root.exists() and not root.is_dir():
-        raise KdcliError(f"--out {root} exists and is not a directory: choose another --out")
+        raise KdcliError(
+            "exists and is not a directory", option="out", value=root, fix=f"choose another {out}"
+        )
     if overwrite or not root.is_dir():
         return
     state = _read_state(root)
     if state is None and any(root.iterdir()):
         raise KdcliError(
-            f"--out {root} exists and is not a kdcli {kind} directory: choose another --out, "
-            "or pass --overwrite to replace it"
+            f"exists and is not a kdcli {kind} directory",
+            option="out",
+            value=root,
+            fix=f"choose another {out}, or {replace}",
         )
     if state is not None and state.get("kind") != kind:
         raise KdcliError(
-            f"--out {root} holds a kdcli {state.get('kind')} job, not a {kind}: choose another "
-            "--out, or pass --overwrite to replace it"
+            f"holds a kdcli {state.get('kind')} job, not a {kind}",
+            option="out",
+            value=root,
+            fix=f"choose another {out}, or {replace}",
         )
     parent = root.absolute().parent
     if not os.access(parent, os.W_OK):
-        raise KdcliError(f"cannot write into {parent}: choose an --out in a writable directory")
+        raise KdcliError(
+            f"cannot write into {parent}", fix=f"choose an {out} in a writable directory"
+        )
 
 
 def settings_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -190,9 +199,9 @@ class Job:
                 shown = "; ".join(differences[:5])
                 more = f"; +{len(differences) - 5} more" if len(differences) > 5 else ""
                 raise KdcliError(
-                    f"{self.root} holds a {self.kind} made with other settings ({shown}{more}): "
-                    "rerun with its settings to resume it, choose another --out, or pass "
-                    "--overwrite to start over"
+                    f"{self.root} holds a {self.kind} made with other settings ({shown}{more})",
+                    fix=f"rerun with its settings to resume it, choose another "
+                    f"{option_ref('out')}, or pass {option_ref('overwrite')} to start over",
                 )
         self.root.mkdir(parents=True, exist_ok=True)
         self._write_state((state or {}).get("units", {}), (state or {}).get("started", {}))
@@ -280,8 +289,11 @@ class Job:
             return summary
         if jobs > 1 and self.ranks.world > 1:
             raise KdcliError(
-                f"--jobs {jobs} runs cells side by side on one machine; under torchrun or "
-                "accelerate launch each cell already uses every process: drop --jobs"
+                "runs cells side by side on one machine; under torchrun or accelerate launch "
+                "each cell already uses every process",
+                option="jobs",
+                value=jobs,
+                fix=f"drop {option_ref('jobs')}",
             )
         if jobs > 1:
             self._run_parallel(todo, jobs, progress, tally, deadline, summary)
@@ -432,10 +444,11 @@ def _past(deadline: float | None) -> bool:
 
 def _named(error: BaseException, unit: str) -> BaseException:
     """The error, with the unit that raised it named (the CLI still maps it to its exit code)."""
+    # text(): the message with its settings still marked, named when the CLI renders it
     if isinstance(error, KdcliError):
-        return KdcliError(f"{unit}: {error}")
+        return KdcliError(f"{unit}: {error.text()}")
     if isinstance(error, CheckFailedError):
-        return CheckFailedError(f"{unit} failed: {error}", error.result)
+        return CheckFailedError(f"{unit} failed: {error.text()}", error.result)
     return error
 
 
@@ -467,7 +480,8 @@ def _read_state(root: Path) -> dict[str, Any] | None:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise KdcliError(
-            f"{path} is unreadable ({type(err).__name__}): pass --overwrite to start the job over"
+            f"{path} is unreadable ({type(err).__name__})",
+            fix=f"pass {option_ref('overwrite')} to start the job over",
         ) from err
     return state if isinstance(state, dict) else None
 

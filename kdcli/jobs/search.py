@@ -38,7 +38,7 @@ from typing import Any
 from kdcli.core.errors import CheckFailedError, KdcliError
 from kdcli.core.progress import ProgressCallback
 from kdcli.core.results import JsonResult
-from kdcli.core.validation import check_choice
+from kdcli.core.validation import check_choice, check_int, check_number
 from kdcli.data.splits import DataConfig, load_split, normalize_split
 from kdcli.jobs import inputs
 from kdcli.jobs import search_space as space
@@ -221,24 +221,22 @@ def search(config: SearchConfig, progress: ProgressCallback | None = None) -> Se
 
 
 def _check(config: SearchConfig) -> _Plan:
-    check_choice("--objective", config.objective, OBJECTIVES)
-    check_choice("--kd-loss", config.kd_loss, KD_LOSSES)
-    min_retention = space.parse_fraction("--min-retention", config.min_retention)
-    min_language = space.parse_fraction("--min-language-retention", config.min_language_retention)
+    check_choice("objective", config.objective, OBJECTIVES)
+    check_choice("kd_loss", config.kd_loss, KD_LOSSES)
+    min_retention = space.parse_fraction("min_retention", config.min_retention)
+    min_language = space.parse_fraction("min_language_retention", config.min_language_retention)
     if min_retention is None and min_language is None:
         min_retention = DEFAULT_MIN_RETENTION
-    max_size = space.parse_size("--max-size", config.max_size)
-    max_latency = space.parse_latency("--max-latency", config.max_latency)
-    budget = space.parse_duration("--budget", config.budget)
-    strategies = inputs.choices("--layer-strategies", config.layer_strategies, LAYER_STRATEGIES)
-    widths = sorted(inputs.fractions("--widths", config.widths), reverse=True)
-    vocabs = inputs.choices("--vocab", config.vocab, VOCABS)
-    formats = inputs.choices("--formats", config.formats, FORMATS)
-    short_fraction = space.parse_fraction("--short-fraction", config.short_fraction)
-    if not 0 <= config.allowance < 1:
-        raise KdcliError(f"--allowance {config.allowance} must be at least 0 and below 1")
-    if isinstance(config.jobs, bool) or not isinstance(config.jobs, int) or config.jobs < 1:
-        raise KdcliError(f"--jobs {config.jobs!r} must be an integer of at least 1")
+    max_size = space.parse_size("max_size", config.max_size)
+    max_latency = space.parse_latency("max_latency", config.max_latency)
+    budget = space.parse_duration("budget", config.budget)
+    strategies = inputs.choices("layer_strategies", config.layer_strategies, LAYER_STRATEGIES)
+    widths = sorted(inputs.fractions("widths", config.widths), reverse=True)
+    vocabs = inputs.choices("vocab", config.vocab, VOCABS)
+    formats = inputs.choices("formats", config.formats, FORMATS)
+    short_fraction = space.parse_fraction("short_fraction", config.short_fraction)
+    check_number("allowance", config.allowance, minimum=0, below=1)
+    check_int("jobs", config.jobs)
     split = normalize_split(config.split)
     config.train.check()
     check_job_dir(Path(config.out), KIND, config.overwrite)
@@ -247,7 +245,7 @@ def _check(config: SearchConfig) -> _Plan:
     if config.depths is None:
         depths = space.default_depths(layers)
     else:
-        depths = sorted(inputs.integers("--depths", config.depths, minimum=1, maximum=layers))
+        depths = sorted(inputs.integers("depths", config.depths, minimum=1, maximum=layers))
     data = inputs.data_config(config.data)
     train_split = load_split(data, "train")
     inputs.check_data(data, split)
@@ -394,7 +392,9 @@ class _Search:
             )
         if not self._phase(units, "prepare"):
             raise KdcliError(
-                f"--budget {plan.budget:g}s ran out before the teacher was scored: give more time"
+                f"{plan.budget:g}s ran out before the teacher was scored",
+                option="budget",
+                fix="give more time",
             )
         self.teacher_dev = _languages(self.job.result("teacher-dev"))
         self.teacher_split = _languages(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kdcli.core.errors import KdcliError
@@ -85,7 +85,7 @@ class TeacherSizes:
 
     @classmethod
     def from_tensors(
-        cls, shapes: dict[str, Sequence[int]], vocab_size: int, hidden: int, layers: int
+        cls, shapes: Mapping[str, Sequence[int]], vocab_size: int, hidden: int, layers: int
     ) -> TeacherSizes:
         embedding = per_layer_total = other_width = other_square = 0
         for name, shape in shapes.items():
@@ -201,10 +201,12 @@ def parse_size(option: str, value: str | int | float | None) -> int | None:
     text = str(value).strip().lower().replace(" ", "")
     found = re.fullmatch(r"(\d+(?:\.\d+)?)([a-z]*)", text)
     if not found or found.group(2) not in _SIZE_UNITS | {"": 1}:
-        raise KdcliError(f"{option} {value!r} is not a size: write e.g. 50MB, 1.5GB or 300MiB")
+        raise KdcliError(
+            "is not a size", option=option, value=value, fix="write e.g. 50MB, 1.5GB or 300MiB"
+        )
     size = float(found.group(1)) * (_SIZE_UNITS.get(found.group(2), 1))
     if size <= 0:
-        raise KdcliError(f"{option} {value!r} must be greater than zero")
+        raise KdcliError("must be greater than zero", option=option, value=value)
     return int(size)
 
 
@@ -215,10 +217,12 @@ def parse_latency(option: str, value: str | float | None) -> float | None:
     text = str(value).strip().lower().replace(" ", "")
     found = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s)?", text)
     if not found:
-        raise KdcliError(f"{option} {value!r} is not a latency: write e.g. 5ms or 0.5s")
+        raise KdcliError(
+            "is not a latency", option=option, value=value, fix="write e.g. 5ms or 0.5s"
+        )
     ms = float(found.group(1)) * (1000.0 if found.group(2) == "s" else 1.0)
     if ms <= 0:
-        raise KdcliError(f"{option} {value!r} must be greater than zero")
+        raise KdcliError("must be greater than zero", option=option, value=value)
     return ms
 
 
@@ -236,10 +240,12 @@ def parse_duration(option: str, value: str | float | None) -> float | None:
             or "".join(n + u for n, u in parts) != text
             or any(u not in _TIME_UNITS for _, u in parts)
         ):
-            raise KdcliError(f"{option} {value!r} is not a duration: write e.g. 2h, 90m or 1h30m")
+            raise KdcliError(
+                "is not a duration", option=option, value=value, fix="write e.g. 2h, 90m or 1h30m"
+            )
         seconds = sum(float(n) * _TIME_UNITS[u] for n, u in parts)
     if seconds <= 0:
-        raise KdcliError(f"{option} {value!r} must be greater than zero")
+        raise KdcliError("must be greater than zero", option=option, value=value)
     return seconds
 
 
@@ -248,6 +254,9 @@ def parse_fraction(option: str, value: float | None) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
         raise KdcliError(
-            f"{option} {value!r} must be a fraction above 0 and at most 1, e.g. 0.98 (98%)"
+            "must be a fraction above 0 and at most 1",
+            option=option,
+            value=value,
+            fix="e.g. 0.98 (98%)",
         )
     return float(value)

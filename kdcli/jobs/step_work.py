@@ -33,7 +33,7 @@ NOT_IDENTITY = ("overwrite", "resume")
 
 def config_identity(config: Any) -> dict[str, Any]:
     """A step config's settings as a dict (nested configs included), minus how-to-write flags."""
-    data = asdict(config) if is_dataclass(config) else dict(config)
+    data = asdict(config) if is_dataclass(config) and not isinstance(config, type) else dict(config)
     return {k: v for k, v in data.items() if k not in NOT_IDENTITY}
 
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kdcli.core.errors import KdcliError
+from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback
 from kdcli.core.results import JsonResult
-from kdcli.core.validation import check_choice
+from kdcli.core.validation import check_choice, check_int
 from kdcli.data.splits import DataConfig, normalize_split
 from kdcli.jobs import inputs
 from kdcli.jobs.runner import Job, Unit, check_job_dir
@@ -187,18 +187,19 @@ def study(config: StudyConfig, progress: ProgressCallback | None = None) -> Stud
 
 def _check(config: StudyConfig) -> _Plan:
     """Every option, the teacher, the base and the data, before anything is written."""
-    inits = inputs.choices("--inits", config.inits, INITS)
-    objectives = inputs.choices("--objectives", config.objectives, OBJECTIVES)
-    seeds = inputs.integers("--seeds", config.seeds, minimum=0)
-    check_choice("--kd-loss", config.kd_loss, KD_LOSSES)
+    inits = inputs.choices("inits", config.inits, INITS)
+    objectives = inputs.choices("objectives", config.objectives, OBJECTIVES)
+    seeds = inputs.integers("seeds", config.seeds, minimum=0)
+    check_choice("kd_loss", config.kd_loss, KD_LOSSES)
     strategies = tuple(s for s in LAYER_STRATEGIES if s != "importance")
-    check_choice("--layer-strategy", config.layer_strategy, strategies)
-    if isinstance(config.jobs, bool) or not isinstance(config.jobs, int) or config.jobs < 1:
-        raise KdcliError(f"--jobs {config.jobs!r} must be an integer of at least 1")
+    check_choice("layer_strategy", config.layer_strategy, strategies)
+    check_int("jobs", config.jobs)
     if config.base is not None and "pretrained" not in inits:
         raise KdcliError(
-            f"--base {config.base} is only used by the pretrained initialization: add "
-            "pretrained to --inits or drop --base"
+            "is only used by the pretrained initialization",
+            option="base",
+            value=config.base,
+            fix=f"add pretrained to {option_ref('inits')} or drop {option_ref('base')}",
         )
     split = normalize_split(config.split)
     config.train.check()
@@ -208,12 +209,14 @@ def _check(config: StudyConfig) -> _Plan:
     if config.num_layers is None:
         depths = [max(1, layers // 2)]
     else:
-        depths = inputs.integers("--num-layers", config.num_layers, minimum=1)
+        depths = inputs.integers("num_layers", config.num_layers, minimum=1)
         too_deep = [n for n in depths if n >= layers]
         if too_deep:
             raise KdcliError(
-                f"--num-layers {too_deep[0]} is not smaller than the teacher's {layers} layers: "
-                f"give depths below {layers}, e.g. {max(1, layers // 2)}"
+                f"is not smaller than the teacher's {layers} layers",
+                option="num_layers",
+                value=too_deep[0],
+                fix=f"give depths below {layers}, e.g. {max(1, layers // 2)}",
             )
     base = _base(config, teacher) if "pretrained" in inits else None
     data = inputs.data_config(config.data)
@@ -236,8 +239,8 @@ def _base(config: StudyConfig, teacher: inputs.Teacher) -> str:
     if base is None:
         raise KdcliError(
             f"the pretrained initialization needs the encoder {teacher.name} was fine-tuned "
-            "from, and its kdcli.json does not name one: pass --base MODEL, or drop pretrained "
-            "from --inits"
+            "from, and its kdcli.json does not name one",
+            fix=f"pass {option_ref('base')} MODEL, or drop pretrained from {option_ref('inits')}",
         )
     ref = resolve_model(inputs.absolute(base), LoadOptions(allow_pickle=config.allow_pickle))
     base_config = read_config_dict(ref)
@@ -246,9 +249,11 @@ def _base(config: StudyConfig, teacher: inputs.Teacher) -> str:
     base_layers = architecture_for(base_config, ref.name).teacher_dims(base_config)["layers"]
     if base_layers != teacher.dims["layers"]:
         raise KdcliError(
-            f"--base {base} has {base_layers} layers and the teacher {teacher.dims['layers']}: "
-            "the pretrained initialization copies the teacher's layers from its own "
-            "pre-trained encoder; pass that one as --base"
+            f"has {base_layers} layers and the teacher {teacher.dims['layers']}: the pretrained "
+            "initialization copies the teacher's layers from its own pre-trained encoder",
+            option="base",
+            value=base,
+            fix=f"pass that one as {option_ref('base')}",
         )
     return ref.name
 
