@@ -72,7 +72,7 @@ def test_a_recipe_runs_once_and_a_rerun_redoes_only_what_changed(models, cli, tm
     assert _stages(tmp_path / "1.json") == {"teacher": False, "student": False, "student-kd": False}
     record = json.loads((out / "student-kd" / "kdcli.json").read_text())
     assert [h["stage"] for h in record["history"]] == ["shrink", "finetune"]
-    assert record["teacher"]["model"] == str(out / "teacher")
+    assert record["teacher"]["resolved"] == str((out / "teacher").resolve())
     report = json.loads((out / "report.json").read_text())
     assert [m["name"] for m in report["models"]] == ["teacher", "student-kd"]  # trained models
     assert report["split"] == "test" and (out / "report.md").is_file()
@@ -129,7 +129,7 @@ def test_a_failing_stage_stops_the_chain_named_and_keeps_the_stages_before_it(
         (("max-steps: 4", "max-step: 4"), [], "defaults: no stage takes max_step"),
         ((), ["teacher"], "--set 'teacher' is not STAGE.OPTION=VALUE"),
         ((), ["nobody.epochs=1"], "the recipe has no stage 'nobody'"),
-        ((), ["teacher.lr=2"], "--lr 2.0 is not a usable learning rate"),
+        ((), ["teacher.lr=2"], "stage teacher: --lr 2.0 must be greater than zero and below 1"),
         ((), ["teacher.lr=fast"], "stage teacher: lr 'fast' is not a number"),
     ],
 )

@@ -159,7 +159,8 @@ def test_a_job_with_other_settings_is_refused_unless_overwrite(tmp_path):
     with pytest.raises(KdcliError) as err:
         _open(root, {"lr": 0.2, "epochs": 3}, fixed_settings=True)
     message = str(err.value)
-    assert "lr 0.1 → 0.2" in message and "--overwrite" in message and "\n" not in message
+    assert "lr 0.1 → 0.2" in message and "pass overwrite to start over" in message
+    assert "\n" not in message
     job = _open(root, {"lr": 0.2, "epochs": 3}, fixed_settings=True, overwrite=True)
     assert job.records == {}  # started over
 

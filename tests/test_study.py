@@ -7,6 +7,7 @@ import json
 import os
 import signal
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import transformers
@@ -71,10 +72,10 @@ def test_a_2x2x1_grid_end_to_end(models, cli, tmp_path):
         record = json.loads((folder / "kdcli.json").read_text())
         assert record["stage"] == "distill" and record["history"][0]["stage"] == "shrink"
         assert record["distillation"]["kd_loss"] == ("mse" if cell["objective"] == "kd" else None)
-        source = record["history"][0]["source"]["model"]
+        source = record["history"][0]["source"]["resolved"]
         # the pretrained cells copy the encoder named in the teacher's kdcli.json
         expected = models.encoder if cell["init"] == "pretrained" else models.teacher
-        assert source == str(expected)
+        assert source == str(Path(expected).resolve())
     for group in report["groups"]:  # one seed: no spread
         assert group["accuracy"]["std"] is None and group["accuracy"]["n"] == 1
     markdown = (out / "report.md").read_text()
@@ -148,17 +149,17 @@ def test_a_grown_grid_reuses_its_finished_cells(models, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--inits", "teacher,foo"], "--inits 'teacher,foo': foo is unknown; choose from teacher"),
+        (["--inits", "teacher,foo"], "--inits 'teacher,foo': foo is unknown: choose from teacher"),
         (["--objectives", "kd,kd"], "--objectives 'kd,kd' repeats kd"),
         (["--seeds", "0,x"], "--seeds '0,x' is not a list of integers"),
         (["--seeds", "0,,1"], "is empty or has an empty item"),
         (["--num-layers", "4"], "--num-layers 4 is not smaller than the teacher's 4 layers"),
         (["--num-layers", "0"], "--num-layers '0': 0 is out of range"),
-        (["--inits", "random", "--base", "x"], "--base x is only used by the pretrained"),
+        (["--inits", "random", "--base", "x"], "--base 'x' is only used by the pretrained"),
         (["--kd-loss", "l2"], "--kd-loss 'l2' is unknown"),
-        (["--jobs", "0"], "--jobs 0 must be an integer of at least 1"),
+        (["--jobs", "0"], "--jobs 0 must be at least 1"),
         (["--split", "validate"], "--split 'validate' is unknown"),
-        (["--lr", "2"], "--lr 2.0 is not a usable learning rate"),
+        (["--lr", "2"], "--lr 2.0 must be greater than zero and below 1"),
     ],
 )
 def test_bad_axis_values_exit_2_with_one_line_and_nothing_written(

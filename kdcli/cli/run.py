@@ -38,7 +38,8 @@ def run(
     """Run a recipe (finetune -> shrink -> distill -> export -> eval ...) as one resumable job."""
     from kdcli.jobs.recipe import RecipeConfig, run_recipe
 
-    check_json(json_path)
+    # a rerun continues the job and rewrites its --json result (--overwrite would start over)
+    check_json(json_path, True, (recipe, config))
     recipe_config = RecipeConfig(recipe=recipe, out=out, sets=sets, jobs=jobs, overwrite=overwrite)
     try:
         with job_views.job_progress(not quiet and is_main_process()) as progress:

@@ -23,6 +23,7 @@ from kdcli.cli.options import (
     LANGUAGES_OPTION,
     LOG_STEPS_OPTION,
     LR_OPTION,
+    MAX_GRAD_NORM_OPTION,
     MAX_LENGTH_OPTION,
     MAX_STEPS_OPTION,
     PATIENCE_OPTION,
@@ -135,6 +136,7 @@ def search(
     grad_accum: int = GRAD_ACCUM_OPTION,
     max_length: int = MAX_LENGTH_OPTION,
     warmup_ratio: float = WARMUP_OPTION,
+    max_grad_norm: float | None = MAX_GRAD_NORM_OPTION,
     weight_decay: float = WEIGHT_DECAY_OPTION,
     eval_batch_size: int = EVAL_BATCH_OPTION,
     bf16: bool = BF16_OPTION,
@@ -157,7 +159,8 @@ def search(
 
     # sequence classification: the teacher's head and the data decide
     params = {**locals(), "report_to": "none", "task": None, "tag_scheme": "auto"}
-    check_json(json_path)
+    # a rerun resumes the search and rewrites its --json result (--overwrite would start over)
+    check_json(json_path, True, (teacher, data, config))
     search_config = SearchConfig(
         teacher=teacher,
         data=train_data_config(params),

@@ -23,6 +23,7 @@ from kdcli.cli.options import (
     LANGUAGES_OPTION,
     LOG_STEPS_OPTION,
     LR_OPTION,
+    MAX_GRAD_NORM_OPTION,
     MAX_LENGTH_OPTION,
     MAX_STEPS_OPTION,
     PATIENCE_OPTION,
@@ -102,6 +103,7 @@ def study(
     grad_accum: int = GRAD_ACCUM_OPTION,
     max_length: int = MAX_LENGTH_OPTION,
     warmup_ratio: float = WARMUP_OPTION,
+    max_grad_norm: float | None = MAX_GRAD_NORM_OPTION,
     weight_decay: float = WEIGHT_DECAY_OPTION,
     eval_batch_size: int = EVAL_BATCH_OPTION,
     bf16: bool = BF16_OPTION,
@@ -122,7 +124,8 @@ def study(
 
     # one data sample and training recipe for every cell; --seeds varies the training seed
     params = {**locals(), "seed": 0, "report_to": "none", "task": None, "tag_scheme": "auto"}
-    check_json(json_path)
+    # a rerun resumes the study and rewrites its --json result (--overwrite would start over)
+    check_json(json_path, True, (teacher, data, base, config))
     study_config = StudyConfig(
         teacher=teacher,
         data=train_data_config(params),

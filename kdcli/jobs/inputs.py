@@ -22,7 +22,7 @@ from kdcli.files.model_dirs import (
     resolve_model,
     weight_files,
 )
-from kdcli.files.provenance import find_stage, read_provenance
+from kdcli.files.provenance import find_stage, read_provenance, recorded_path
 from kdcli.surgery.architectures import architecture_for
 
 
@@ -140,9 +140,10 @@ class Teacher:
         return int(self.config.get("vocab_size") or 0)
 
     def base_model(self) -> str | None:
-        """The pre-trained encoder it was fine-tuned from, per its kdcli.json."""
+        """The pre-trained encoder it was fine-tuned from, per its kdcli.json (a local one found
+        from the teacher's folder, as kdcli.json records it; None when it is gone)."""
         finetune = find_stage(self.record, "finetune")
-        return ((finetune or {}).get("source") or {}).get("model")
+        return recorded_path((finetune or {}).get("source"), self.ref.path)
 
 
 def load_teacher(name: str, allow_pickle: bool = False) -> Teacher:
