@@ -297,6 +297,9 @@ def test_help_shows_arguments_as_users_write_them(cli):
     assert "Usage: kdcli eval [OPTIONS] MODEL..." in result.stdout
     assert "{MODEL}" not in result.stdout and "<list[str]>" not in result.stdout
     assert "Usage: kdcli shrink [OPTIONS] SOURCE\n" in cli("shrink", "--help").stdout
+    for command in ("finetune", "shrink", "distill", "export", "predict", "run", "study", "search"):
+        shown = cli(command, "--help").stdout
+        assert "<list[" not in shown and "{" not in shown, command
 
 
 def test_counts_are_plural_only_when_they_should_be():

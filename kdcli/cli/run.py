@@ -24,6 +24,7 @@ def run(
     sets: list[str] = typer.Option(
         [],
         "--set",
+        metavar="STAGE.OPTION=VALUE",
         help="Override an option of a stage, e.g. --set teacher.epochs=1 (repeatable; also "
         "defaults.OPTION and report.OPTION).",
     ),
