@@ -182,3 +182,21 @@ def test_make_demo_runs_the_demo_recipe_offline(tmp_path):
     accuracy = {m["name"]: m["average"]["accuracy"] for m in report["models"]}
     assert accuracy["teacher"] >= 0.6 and accuracy["student-kd"] > accuracy["scratch-kd"]
     assert all(m["speed"] for m in report["models"])
+
+
+def test_the_summary_names_the_report_of_a_study_or_search_stage(monkeypatch, tmp_path):
+    from kdcli.cli import job_views
+    from kdcli.jobs.recipe import RecipeResult, StageResult
+
+    study_files = [str(tmp_path / "study" / "report.json"), str(tmp_path / "study" / "report.md")]
+    stages = [
+        StageResult("teacher", "finetune", tmp_path / "teacher", False, 1.0, {"out": "teacher"}),
+        StageResult("study", "study", tmp_path / "study", True, 2.0, {"files": study_files}),
+    ]
+    result = RecipeResult(Path("r.yaml"), tmp_path, stages, None, [], 3.0)
+    monkeypatch.setattr(job_views.console, "width", 200)
+    with job_views.console.capture() as captured:
+        job_views.recipe_summary(result)
+    shown = captured.get()
+    assert f"study: study report in {study_files[1]}" in shown
+    assert "teacher: finetune report" not in shown

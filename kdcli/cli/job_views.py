@@ -160,6 +160,10 @@ def recipe_summary(result: RecipeResult) -> None:
         status = "done before" if stage.cached else "ran"
         table.add_row(stage.name, stage.step, status, f"{stage.seconds:.1f} s")
     console.print(table)
+    for stage in result.stages:  # a study or a search writes its own report
+        reports = [f for f in stage.result.get("files", []) if str(f).endswith(".md")]
+        if reports:
+            console.print(f"{stage.name}: {stage.step} report in {reports[0]}", highlight=False)
     if result.report is not None:
         console.print(report_table(result.report))
 
