@@ -118,9 +118,9 @@ German JJ B-NP I-MISC
 
 
 def test_conll_files_with_language_comments(tmp_path: Path):
-    path = tmp_path / "train.conll"
-    path.write_text(CONLL, encoding="utf-8")
-    examples = load_split(DataConfig(str(path)), "train")
+    for split in ("train", "dev", "test"):  # a folder: each file is its split
+        (tmp_path / f"{split}.conll").write_text(CONLL, encoding="utf-8")
+    examples = load_split(DataConfig(str(tmp_path)), "train")
     assert examples.task == TOKEN
     assert examples.ids == ["s1", "train-2"] and examples.languages == ["de", "en"]
     assert examples.words == [["Angela", "Merkel", "besucht", "Paris"], ["EU", "rejects", "German"]]
@@ -151,6 +151,25 @@ def test_conll_language_column_and_bioes(tmp_path: Path):
         load_split(DataConfig(str(folder), tag_scheme="iob2"), "dev")
     with pytest.raises(KdcliError, match="give the language column's number"):
         load_split(DataConfig(str(folder), language_column="lang"), "dev")
+
+
+def test_a_single_conll_file_is_split_by_kdcli_not_served_to_every_split(tmp_path: Path):
+    sentences = [f"# language = {lang}\nword{i}\tO\nParis{i}\tB-LOC\n" for i in range(30)
+                 for lang in ("en", "de")]  # fmt: skip
+    path = tmp_path / "ner.conll"
+    path.write_text("\n".join(sentences), encoding="utf-8")
+    parts = {split: load_split(DataConfig(str(path)), split) for split in ("train", "dev", "test")}
+    ids = {split: set(examples.ids) for split, examples in parts.items()}
+    assert not ids["train"] & ids["dev"] and not ids["train"] & ids["test"]
+    assert not ids["dev"] & ids["test"]
+    assert sum(map(len, ids.values())) == 60
+    assert [len(ids[s]) for s in ("train", "dev", "test")] == [48, 6, 6]  # 80/10/10
+    assert parts["dev"].languages.count("en") == parts["dev"].languages.count("de") == 3
+    assert parts["train"].split_rule is not None and parts["train"].task == TOKEN
+    tiny = tmp_path / "one.conll"
+    tiny.write_text("Ada\tB-PER\n", encoding="utf-8")
+    with pytest.raises(KdcliError, match=r"too few rows .* use a folder of train/dev/test files"):
+        load_split(DataConfig(str(tiny)), "train")
 
 
 def test_conll_errors(tmp_path: Path):

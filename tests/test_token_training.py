@@ -96,8 +96,10 @@ def test_hidden_state_loss_and_teacher_cache(cli, slot_teacher, tmp_path):
 
 
 def test_distill_refuses_tags_the_teacher_does_not_know(cli, slot_teacher, tmp_path):
-    data = tmp_path / "ner.conll"
-    data.write_text("Ada\tB-PER\nwakes\tO\n", encoding="utf-8")
+    data = tmp_path / "ner"
+    data.mkdir()
+    for split in ("train", "dev", "test"):
+        (data / f"{split}.conll").write_text("Ada\tB-PER\nwakes\tO\n", encoding="utf-8")
     result = cli(
         "distill", "--teacher", slot_teacher, "--student", slot_teacher, "--data", data,
         "--out", tmp_path / "out", "--quiet",

@@ -346,27 +346,34 @@ def _files(path: Path, split: str, columns: Columns, task: str | None) -> list[R
         return _rows_from_records(
             _records(file), file, columns, split_column=False, split=split, task=task
         )
-    if path.suffix in CONLL_SUFFIXES:
-        return _conll(path, columns, task)
+    if path.suffix in CONLL_SUFFIXES:  # CoNLL has no split column: split like any other file
+        return _derived_split(_conll(path, columns, task), split, path)
     rows = _rows_from_records(
         _records(path), path, columns, split_column=True, split=split, task=task
     )
     if rows and all(row["split"] == "" for row in rows):
-        derived = derive_split(rows, split)
-        if not derived:
-            raise KdcliError(
-                f"has no split column and too few rows for kdcli to split it (none of its "
-                f"{len(rows)} rows falls in {split})",
-                option="data",
-                value=path,
-                fix="add a 'split' column (train/dev/test)",
-            )
-        return derived
+        return _derived_split(rows, split, path)
     return [row for row in rows if _row_in_split(row["split"], split)]
 
 
+def _derived_split(rows: list[Row], split: str, path: Path) -> list[Row]:
+    derived = derive_split(rows, split)
+    if not derived:
+        suffix = path.suffix.lower()
+        raise KdcliError(
+            f"has no split column and too few rows for kdcli to split it (none of its "
+            f"{len(rows)} rows falls in {split})",
+            option="data",
+            value=path,
+            fix="use a folder of train/dev/test files"
+            if suffix in CONLL_SUFFIXES
+            else "add a 'split' column (train/dev/test)",
+        )
+    return derived
+
+
 def _conll(file: Path, columns: Columns, task: str | None) -> list[Row]:
-    """A CoNLL file's sentences (a single CoNLL file serves whichever split is asked for)."""
+    """A CoNLL file's sentences, all of them (the caller picks or derives the split)."""
     if task == SEQUENCE:
         raise KdcliError(
             "is a CoNLL token file: it trains and scores token classification, not sequence "
