@@ -110,7 +110,8 @@ def search(
         0.05,
         "--allowance",
         help="How far below the targets a short run may score and still be trained in full "
-        "(grows to the largest gain a full run showed).",
+        "(grows to the largest gain a full run showed; a larger share of the gap to the teacher "
+        "that full runs closed counts too).",
     ),
     exhaustive: bool = typer.Option(
         False, "--exhaustive", help="Train every shape that fits in full (no short runs)."

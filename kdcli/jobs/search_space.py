@@ -170,14 +170,33 @@ def promising(
     min_retention: float | None,
     min_language_retention: float | None,
     allowance: float,
+    closes: float = 0.0,
 ) -> bool:
-    """A short run is promising when, with `allowance` (what a full run can still add), it
-    could reach every accuracy constraint."""
-    if min_retention is not None and short_retention + allowance < min_retention:
+    """A short run is promising when what a full run can still add could take it to every
+    accuracy constraint: `allowance` points, or the share `closes` of its gap to the teacher
+    (retention 1), whichever is more. The gap share is what lets a student far below the
+    target qualify: a shallower student gains more from full training than a deeper one."""
+
+    def reachable(short: float) -> float:
+        return short + max(allowance, closes * max(0.0, 1.0 - short))
+
+    if min_retention is not None and reachable(short_retention) < min_retention:
         return False
     return not (
-        min_language_retention is not None and short_worst + allowance < min_language_retention
+        min_language_retention is not None and reachable(short_worst) < min_language_retention
     )
+
+
+def full_run_gain(
+    short: tuple[float, float], full: tuple[float, float], allowance: float, closes: float
+) -> tuple[float, float]:
+    """`allowance` and `closes` grown by what one full run added to its short run (retention
+    and worst-language retention alike): in points, and as a share of the gap to the teacher."""
+    for before, after in zip(short, full, strict=True):
+        allowance = max(allowance, after - before)
+        if before < 1.0:
+            closes = max(closes, (after - before) / (1.0 - before))
+    return allowance, closes
 
 
 # --- parsing the constraints -------------------------------------------------------------------
