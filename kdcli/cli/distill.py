@@ -10,6 +10,7 @@ from kdcli.cli import render
 from kdcli.cli.app import app
 from kdcli.cli.options import (
     BF16_OPTION,
+    CACHE_DIR_OPTION,
     CONFIG_OPTION,
     DATA_OPTION,
     DATA_REVISION_OPTION,
@@ -88,11 +89,7 @@ def distill(
         help="Add this times the MSE between student and teacher hidden states (student layer i "
         "vs the teacher layer it was copied from; a learned projection when widths differ).",
     ),
-    cache_dir: Path | None = typer.Option(
-        None,
-        "--cache-dir",
-        help="Where teacher outputs are cached (default: $KDCLI_CACHE or ~/.cache/kdcli).",
-    ),
+    cache_dir: Path | None = CACHE_DIR_OPTION,
     languages: str | None = LANGUAGES_OPTION,
     train_languages: str | None = TRAIN_LANGUAGES_OPTION,
     samples_per_language: int | None = SAMPLES_OPTION,

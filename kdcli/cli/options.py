@@ -251,3 +251,11 @@ JOBS_OPTION = typer.Option(
     "--jobs",
     help="Run N cells at once on this machine, the CPU threads divided between them.",
 )
+CACHE_DIR_OPTION = typer.Option(
+    None,
+    "--cache-dir",
+    help="Where teacher outputs are cached (default: $KDCLI_CACHE or ~/.cache/kdcli).",
+)
+JOB_OVERWRITE_OPTION = typer.Option(
+    False, "--overwrite", help="Start over: empty --out first (also after changed settings)."
+)

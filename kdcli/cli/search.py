@@ -10,12 +10,14 @@ from kdcli.cli import job_views, render
 from kdcli.cli.app import app
 from kdcli.cli.options import (
     BF16_OPTION,
+    CACHE_DIR_OPTION,
     CONFIG_OPTION,
     DATA_OPTION,
     DATA_REVISION_OPTION,
     EPOCHS_OPTION,
     EVAL_BATCH_OPTION,
     GRAD_ACCUM_OPTION,
+    JOB_OVERWRITE_OPTION,
     JOBS_OPTION,
     JSON_OPTION,
     LABEL_COLUMN_OPTION,
@@ -118,11 +120,7 @@ def search(
     ),
     kd_loss: str = typer.Option("mse", "--kd-loss", help="Distillation loss: mse or kl."),
     jobs: int = JOBS_OPTION,
-    cache_dir: Path | None = typer.Option(
-        None,
-        "--cache-dir",
-        help="Where teacher outputs are cached (default: $KDCLI_CACHE or ~/.cache/kdcli).",
-    ),
+    cache_dir: Path | None = CACHE_DIR_OPTION,
     languages: str | None = LANGUAGES_OPTION,
     train_languages: str | None = TRAIN_LANGUAGES_OPTION,
     samples_per_language: int | None = SAMPLES_OPTION,
@@ -146,9 +144,7 @@ def search(
     patience: int | None = PATIENCE_OPTION,
     seed: int = SEED_OPTION,
     allow_pickle: bool = PICKLE_OPTION,
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Start over: empty --out first (also after changed settings)."
-    ),
+    overwrite: bool = JOB_OVERWRITE_OPTION,
     json_path: Path | None = JSON_OPTION,
     quiet: bool = QUIET_OPTION,
     config: Path | None = CONFIG_OPTION,
