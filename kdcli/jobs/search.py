@@ -38,12 +38,21 @@ from typing import Any
 
 from kdcli.core.errors import CheckFailedError, KdcliError
 from kdcli.core.progress import ProgressCallback
-from kdcli.core.results import JsonResult
 from kdcli.core.validation import check_choice, check_int, check_number
 from kdcli.data.splits import DataConfig, load_split, normalize_split
 from kdcli.jobs import inputs
 from kdcli.jobs import search_space as space
 from kdcli.jobs.runner import Job, Unit, check_job_dir
+from kdcli.jobs.search_report import (
+    Candidate,
+    SearchResult,
+    answer_line,
+    best_candidates,
+    constraints_text,
+    failure_message,
+    report_files,
+    write_files,
+)
 from kdcli.jobs.step_work import EvalWork, StepWork
 from kdcli.steps.distill import KD_LOSSES, DistillConfig
 from kdcli.steps.export import ExportConfig
@@ -88,65 +97,6 @@ class SearchConfig:
     jobs: int = 1
     allow_pickle: bool = False
     overwrite: bool = False
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One variant of the space and what the search learned about it."""
-
-    name: str
-    shape: str
-    num_layers: int
-    teacher_layers: int
-    layer_strategy: str
-    kept_layers: list[int] | None
-    width: float
-    hidden: int
-    intermediate: int
-    heads: int
-    vocab: str
-    vocab_size: int
-    format: str
-    status: str  # chosen, meets, fails, unverified, pruned, unpromising, not reached, over budget
-    reason: str
-    size_bytes: int | None
-    size_measured: bool
-    latency_ms: float | None
-    short_retention: float | None
-    short_worst_retention: float | None
-    retention: float | None
-    worst_retention: float | None
-    worst_language: str | None
-    languages: dict[str, float] | None
-    seconds: float
-    path: str | None
-
-
-@dataclass(frozen=True)
-class SearchResult(JsonResult):
-    out: Path
-    teacher: str
-    data: str
-    split: str
-    objective: str
-    constraints: dict[str, Any]
-    constraints_text: str
-    teacher_accuracy: float
-    teacher_languages: dict[str, float]
-    chosen: Candidate | None
-    answer: str
-    best: list[Candidate]  # with no answer: the candidates that came closest
-    candidates: list[Candidate]
-    trained_full: int
-    trained_short: int
-    probed: int
-    model: Path | None  # the chosen model (PyTorch) and its export, copied out
-    export: Path | None
-    files: list[Path]
-    budget_reached: bool
-    exhaustive: bool
-    seconds: float
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -206,14 +156,11 @@ def search(config: SearchConfig, progress: ProgressCallback | None = None) -> Se
     run = _Search(plan, job, root, progress)
     run.run()
     result = run.result(Path(config.out), time.perf_counter() - started)
-    from kdcli.jobs.search_report import report_files, write_files
 
     result = replace(result, files=report_files(result, root))
     if job.ranks.main:
         write_files(result, root)
     if result.chosen is None:
-        from kdcli.jobs.search_report import failure_message
-
         raise CheckFailedError(failure_message(result), result)
     return result
 
@@ -863,7 +810,6 @@ class _Search:
     # --- the result ----------------------------------------------------------------------------
 
     def result(self, out: Path, seconds: float) -> SearchResult:
-        from kdcli.jobs.search_report import answer_line, best_candidates, constraints_text
 
         candidates = [self._candidate(t) for t in self.tracks.values()]
         chosen = next((c for c in candidates if c.name == self.chosen), None)

@@ -1,20 +1,79 @@
-"""What `kdcli search` tells: the one-line answer, search.json, the Pareto plot, the table rows,
-and the message when nothing meets the constraints."""
+"""The result of `kdcli search` (`SearchResult`, its `Candidate`s) and how it is told: the
+one-line answer, search.json, the Pareto plot, the table rows, and the message when nothing
+meets the constraints."""
 
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kdcli.core.formatting import size_text
+from kdcli.core.results import JsonResult
 from kdcli.files.outputs import save_figure_atomic, write_text_atomic
 from kdcli.files.provenance import dumps
 
-if TYPE_CHECKING:
-    from kdcli.jobs.search import Candidate, SearchResult
-
 JUDGED = ("chosen", "meets", "fails", "unverified")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One variant of the space and what the search learned about it."""
+
+    name: str
+    shape: str
+    num_layers: int
+    teacher_layers: int
+    layer_strategy: str
+    kept_layers: list[int] | None
+    width: float
+    hidden: int
+    intermediate: int
+    heads: int
+    vocab: str
+    vocab_size: int
+    format: str
+    status: str  # chosen, meets, fails, unverified, pruned, unpromising, not reached, over budget
+    reason: str
+    size_bytes: int | None
+    size_measured: bool
+    latency_ms: float | None
+    short_retention: float | None
+    short_worst_retention: float | None
+    retention: float | None
+    worst_retention: float | None
+    worst_language: str | None
+    languages: dict[str, float] | None
+    seconds: float
+    path: str | None
+
+
+@dataclass(frozen=True)
+class SearchResult(JsonResult):
+    out: Path
+    teacher: str
+    data: str
+    split: str
+    objective: str
+    constraints: dict[str, Any]
+    constraints_text: str
+    teacher_accuracy: float
+    teacher_languages: dict[str, float]
+    chosen: Candidate | None
+    answer: str
+    best: list[Candidate]  # with no answer: the candidates that came closest
+    candidates: list[Candidate]
+    trained_full: int
+    trained_short: int
+    probed: int
+    model: Path | None  # the chosen model (PyTorch) and its export, copied out
+    export: Path | None
+    files: list[Path]
+    budget_reached: bool
+    exhaustive: bool
+    seconds: float
+    notes: list[str] = field(default_factory=list)
 
 
 def constraints_text(constraints: dict[str, Any]) -> str:

@@ -29,15 +29,13 @@ from typing import Any
 
 from kdcli.core.errors import KdcliError, option_ref
 from kdcli.core.progress import ProgressCallback
-from kdcli.core.results import JsonResult
 from kdcli.core.validation import check_choice, check_int
 from kdcli.data.splits import DataConfig, normalize_split
 from kdcli.jobs import inputs
 from kdcli.jobs.runner import Job, Unit, check_job_dir
 from kdcli.jobs.step_work import EvalWork, StepWork
 from kdcli.jobs.study_report import (
-    CellResult,
-    GroupResult,
+    StudyResult,
     TeacherScores,
     build_cells,
     build_groups,
@@ -95,24 +93,6 @@ class Cell:
         """The shrink output it trains: copies do not depend on the seed, random weights do."""
         seed = f"-s{self.seed}" if self.init == "random" else ""
         return f"{self.init}-L{self.num_layers}{seed}"
-
-
-@dataclass(frozen=True)
-class StudyResult(JsonResult):
-    out: Path
-    teacher: str
-    base: str | None
-    data: str
-    split: str
-    kd_loss: str
-    teacher_scores: TeacherScores
-    groups: list[GroupResult]
-    cells: list[CellResult]
-    files: list[Path]
-    ran: int  # cells trained by this call
-    cached: int  # cells found finished
-    seconds: float
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

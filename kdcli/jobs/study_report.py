@@ -19,16 +19,14 @@ import io
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kdcli.core.formatting import duration_text
+from kdcli.core.results import JsonResult
 from kdcli.files.outputs import save_figure_atomic, write_text_atomic
 from kdcli.files.provenance import dumps
-
-if TYPE_CHECKING:
-    from kdcli.jobs.study import StudyResult
 
 INIT_NAMES = {
     "teacher": "copy of the fine-tuned teacher",
@@ -117,6 +115,24 @@ class GroupResult:
         objective = "KD" if self.objective == "kd" else "no KD"
         depth = f", {self.num_layers} layers" if with_depth else ""
         return f"{SHORT_INIT[self.init]}, {objective}{depth}"
+
+
+@dataclass(frozen=True)
+class StudyResult(JsonResult):
+    out: Path
+    teacher: str
+    base: str | None
+    data: str
+    split: str
+    kd_loss: str
+    teacher_scores: TeacherScores
+    groups: list[GroupResult]
+    cells: list[CellResult]
+    files: list[Path]
+    ran: int  # cells trained by this call
+    cached: int  # cells found finished
+    seconds: float
+    notes: list[str] = field(default_factory=list)
 
 
 def _first_model(record: dict[str, Any] | None) -> dict[str, Any]:
