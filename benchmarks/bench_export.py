@@ -324,7 +324,7 @@ def report(
     print(
         f"\nfp32 max |Δlogit| {v.fp32.max_abs_diff:.2e}; int8 top-1 agreement "
         f"{v.int8.agreement:.2%} on {v.texts} texts in {len(v.languages)} languages "
-        f"(float tier: {result.quantization.float_tier})"
+        f"({len(result.quantization.kept_float)} nodes kept in float by the search)"
     )
     targets = [
         ("int8 vs PyTorch fp32, batch 1", base[1] / int8[1], 5.0),

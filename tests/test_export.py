@@ -17,7 +17,7 @@ from conftest import leftovers
 from factories import FAMILIES, make_model_dir, make_tokenizer
 
 from kdcli.core.errors import CheckFailedError
-from kdcli.runtime.onnx_graph import FLOAT_TIERS, cpu_int8, float_nodes, weight_nodes
+from kdcli.runtime.onnx_graph import always_float, cpu_int8, weight_nodes
 from kdcli.runtime.predictor import ONNX_FILE, ONNX_INT8_FILE, open_predictor
 from kdcli.steps.export import ExportConfig, export
 
@@ -257,7 +257,7 @@ def test_token_classification_with_token_type_ids_exports_and_verifies(tmp_path)
 
 
 def test_verify_data_takes_the_test_split_sampled_per_language(tmp_path):
-    from kdcli.steps.export import _verify_text
+    from kdcli.steps.export import verify_plan
 
     data = tmp_path / "data.jsonl"
     rows = [
@@ -274,12 +274,14 @@ def test_verify_data_takes_the_test_split_sampled_per_language(tmp_path):
         languages=["en-US", "de-DE"],
         verify_samples=4,
     )
-    text = _verify_text(config, "sequence-classification")
-    assert text.source == str(data)
-    assert sorted(set(text.languages)) == ["de-DE", "en-US"]
-    assert len(text.texts) == 8
-    # the same seed draws the same texts
-    assert text.texts == _verify_text(config, "sequence-classification").texts
+    plan = verify_plan(config, None, "sequence-classification")
+    # no dev split: half of the sampled test texts choose the int8 mix, the other half judge
+    assert plan.judge.source == str(data)
+    assert sorted(set(plan.judge.languages)) == ["de-DE", "en-US"]
+    assert len(plan.judge.texts) + len(plan.choose.texts) == 8
+    assert not set(plan.judge.texts) & set(plan.choose.texts)
+    again = verify_plan(config, None, "sequence-classification")
+    assert plan.judge.texts == again.judge.texts  # the same seed draws the same texts
 
 
 def _near_tie_classifier(folder: Path) -> Path:
@@ -304,7 +306,7 @@ def _near_tie_classifier(folder: Path) -> Path:
     return teacher
 
 
-def test_int8_that_disagrees_tries_every_float_tier_then_fails_with_the_numbers(tmp_path):
+def test_int8_that_disagrees_searches_float_mixes_then_fails_with_the_numbers(tmp_path):
     teacher = _near_tie_classifier(tmp_path / "tie")
     with pytest.raises(CheckFailedError, match=r"int8 top-1 agreement .*% < min_agreement"):
         export(
@@ -317,7 +319,8 @@ def test_int8_that_disagrees_tries_every_float_tier_then_fails_with_the_numbers(
             )
         )
     record = json.loads((tmp_path / "o" / "kdcli.json").read_text())
-    assert list(record["quantization"]["tiers_tried"]) == list(FLOAT_TIERS)
+    trials = record["quantization"]["trials"]
+    assert "0 in float" in trials and len(trials) >= 2  # all-int8 first, then float mixes
     assert record["verification"]["int8"]["passed"] is False
     assert record["verification"]["fp32"]["passed"] is True
     assert (tmp_path / "o" / ONNX_INT8_FILE).is_file()
@@ -327,22 +330,94 @@ def test_int8_that_disagrees_tries_every_float_tier_then_fails_with_the_numbers(
     ]
 
 
-def test_float_tiers_keep_head_then_ffn_outputs_then_edge_layers(make_teacher, tmp_path):
+def _traced(predictor, folder: Path) -> Path:
     from kdcli.runtime.onnx_graph import export_graph
 
-    predictor = open_predictor(make_teacher("xlm-roberta"))
     batch = predictor.encode(["wake me up", "play some jazz music"])[0]
     sample = {name: torch.from_numpy(batch.inputs[name]) for name in predictor.input_names}
-    export_graph(predictor.model, sample, tmp_path / "m.onnx", None, "xlm-roberta")
+    export_graph(predictor.model, sample, folder / "m.onnx", None, "xlm-roberta")
+    return folder / "m.onnx"
+
+
+def test_weight_nodes_know_their_role_layer_and_module(make_teacher, tmp_path):
+    predictor = open_predictor(make_teacher("xlm-roberta"))
     vocab = predictor.model.config.vocab_size
-    nodes = weight_nodes(tmp_path / "m.onnx", "roberta", intermediate=64, vocab=vocab)
+    nodes = weight_nodes(_traced(predictor, tmp_path), "roberta", intermediate=64, vocab=vocab)
     roles = {n.role for n in nodes}
     assert {"head", "ffn-out", "word-embeddings", "small-table", "weight"} <= roles
     assert sum(n.role == "ffn-out" for n in nodes) == 4  # one per layer
-    tiers = [set(float_nodes(nodes, tier)) for tier in FLOAT_TIERS]
-    assert tiers[0] < tiers[1] < tiers[2]
-    assert all(n.role in ("head", "small-table") for n in nodes if n.name in tiers[0])
-    assert {n.layer for n in nodes if n.name in tiers[2] - tiers[1]} == {0, 3}
+    modules = dict(predictor.model.named_modules())
+    assert all(n.module in modules for n in nodes)
+    assert {n.module for n in nodes if n.role == "ffn-out"} == {
+        f"roberta.encoder.layer.{i}.output.dense" for i in range(4)
+    }
+    kept = set(always_float(nodes))
+    assert kept == {n.name for n in nodes if n.role in ("head", "small-table")}
+    assert not any(n.quantizable for n in nodes if n.name in kept)
+
+
+def _outlier_classifier(folder: Path, outlier: float = 1000.0, boost: float = 10.0) -> Path:
+    """A tiny classifier whose int8 breaks in one node that no fixed tier kept in float.
+
+    Layer 1's attention context carries one channel `outlier` times larger than the rest (value
+    projection scaled up, output projection down by as much: the same function), the outlier
+    that per-tensor int8 activations round worst; the attention output is made `boost` times
+    stronger so that it matters. The head splits the built-in sentences in two at the widest
+    gap of their features along the first principal component, so that int8's ordinary
+    rounding (far smaller than the gap) flips nothing, and the outlier's does.
+    """
+    from kdcli.steps.export import _builtin_sentences
+
+    model_dir = make_model_dir(folder, "xlm-roberta")
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    encoded = tokenizer(_builtin_sentences().texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        attention = model.roberta.encoder.layer[1].attention
+        attention.self.value.weight[5] *= outlier
+        attention.self.value.bias[5] *= outlier
+        attention.output.dense.weight[:, 5] /= outlier
+        attention.output.dense.weight *= boost
+        cls = model.roberta(**encoded).last_hidden_state[:, 0]
+        features = torch.tanh(model.classifier.dense(cls))
+        axis = torch.linalg.svd(features - features.mean(0), full_matrices=False).Vh[0]
+        positions = (features @ axis).sort().values
+        widest = int((positions[1:] - positions[:-1]).argmax())
+        threshold = float(positions[widest : widest + 2].mean())
+        head = model.classifier.out_proj
+        head.weight.zero_()
+        head.weight[0], head.weight[1] = 100 * axis, -100 * axis
+        head.bias.copy_(torch.tensor([-100 * threshold, 100 * threshold, -10.0]))
+    model.save_pretrained(model_dir)
+    return model_dir
+
+
+def test_int8_search_keeps_the_one_damaging_node_where_fixed_tiers_fail(tmp_path):
+    from kdcli.runtime.onnx_graph import quantize
+    from kdcli.steps.export import _builtin_sentences, _halves
+
+    model_dir = _outlier_classifier(tmp_path / "outlier")
+    predictor = open_predictor(model_dir)
+    traced = _traced(predictor, tmp_path)
+    nodes = weight_nodes(traced, "roberta", intermediate=64, vocab=len(predictor.tokenizer))
+    # The last of the fixed tiers kdcli had: head, small tables, every FFN output projection
+    # and every projection of the first and last layers, in float.
+    tier = [n.name for n in nodes if n.role in ("head", "small-table", "ffn-out")]
+    tier += [n.name for n in nodes if n.layer in (0, 3)]
+    quantize(traced, tmp_path / "tier.onnx", tier, per_channel=True, reduce_range=True)
+    texts = _halves(_builtin_sentences()).judge.texts
+    tier_labels = open_predictor(tmp_path / "tier.onnx").logits(texts).argmax(-1)
+    assert (tier_labels == predictor.logits(texts).argmax(-1)).mean() < 0.99
+
+    config = ExportConfig(str(model_dir), out=tmp_path / "o", quantize="int8", latency=False)
+    result = export(config)
+    assert result.passed and result.verification.int8.agreement >= 0.99
+    kept = result.quantization.kept_float
+    assert [k.module for k in kept] == ["roberta.encoder.layer.1.attention.output.dense"]
+    assert kept[0].layer == 1 and kept[0].flips > 0
+    assert result.quantization.trials["0 in float"] < 0.99
+    record = json.loads((tmp_path / "o" / "kdcli.json").read_text())
+    assert record["quantization"]["kept_float"][0]["module"] == kept[0].module
 
 
 def test_reduce_range_follows_the_instruction_set(monkeypatch):

@@ -50,8 +50,9 @@ def export(
     verify_data: str | None = typer.Option(
         None,
         "--verify-data",
-        help="Verify on the test split of DATA (any --data spec); default: built-in sentences "
-        "in 28 languages.",
+        help="Verify on the test split of DATA (any --data spec; its dev split chooses the int8 "
+        "mix); default: the data in the model's kdcli.json, else built-in sentences in 28 "
+        "languages.",
     ),
     languages: str | None = typer.Option(
         None, "--languages", help="Only these languages of --verify-data, e.g. en-US,de-DE."
@@ -64,6 +65,12 @@ def export(
     ),
     min_agreement: float = typer.Option(
         0.99, "--min-agreement", help="int8 check: share of texts whose top-1 label must match."
+    ),
+    max_accuracy_drop: float = typer.Option(
+        1.0,
+        "--max-accuracy-drop",
+        help="int8 check on labelled text: accuracy points int8 may lose (overall and per "
+        "language) when it flips only near-ties.",
     ),
     reduce_range: bool | None = typer.Option(
         None,
@@ -119,6 +126,7 @@ def export(
         verify_samples=verify_samples,
         atol=atol,
         min_agreement=min_agreement,
+        max_accuracy_drop=max_accuracy_drop,
         per_channel=per_channel,
         reduce_range=reduce_range,
         opset=opset,

@@ -27,6 +27,7 @@ from kdcli.core.progress import ProgressCallback, ProgressEvent
 if TYPE_CHECKING:
     from kdcli.evaluation.metrics import Change
     from kdcli.evaluation.report import EvalReport
+    from kdcli.evaluation.verification import Check
     from kdcli.steps.distill import DistillResult
     from kdcli.steps.export import ExportResult
     from kdcli.steps.finetune import FinetuneResult
@@ -176,14 +177,24 @@ def export_summary(result: ExportResult) -> None:
                 for k in kinds
             ],
         )
-    checks = ["", _check_cell(f"max |Δlogit| {v.fp32.max_abs_diff:.1e}", v.fp32.passed)]
+    checks = ["", _check_cell(_fp32_cell(v.fp32), v.fp32.passed)]
     if v.int8:
-        checks.append(_check_cell(f"top-1 agreement {v.int8.agreement:.1%}", v.int8.passed))
+        checks.append(_check_cell(_int8_cell(v.int8), v.int8.passed))
     table.add_row("vs PyTorch", *checks)
+    if v.int8 and v.int8.accuracy:
+        accuracy = v.int8.accuracy
+        table.add_row(
+            "accuracy (gold labels)",
+            f"{accuracy.pytorch:.1%}",
+            "",
+            f"{accuracy.export:.1%} ({(accuracy.export - accuracy.pytorch) * 100:+.1f})",
+        )
     console.print(table)
     console.print(
-        f"verified on {v.texts} texts in {len(v.languages)} languages ({v.source}); "
-        f"onnxruntime {result.onnxruntime_version}; {result.seconds:.1f} s",
+        f"verified on {v.texts} texts in {len(v.languages)} languages ({v.source}) at batch "
+        f"{' and '.join(map(str, v.batch_sizes))}"
+        + (f"; int8 mix chosen on {v.selection_texts} other texts" if v.selection_texts else "")
+        + f"; onnxruntime {result.onnxruntime_version}; {result.seconds:.1f} s",
         highlight=False,
     )
     if result.latency and result.machine is not None:
@@ -200,9 +211,16 @@ def export_summary(result: ExportResult) -> None:
         console.print(
             f"int8: {'per-channel' if q.per_channel else 'per-tensor'} weights, reduce_range "
             f"{'on' if q.reduce_range else 'off'} ({q.reduce_range_reason}); "
-            f"{q.quantized_nodes} nodes int8, {q.float_nodes} kept in float ({q.float_tier})",
+            f"{q.quantized_nodes} nodes int8, {q.float_nodes} kept in float",
             highlight=False,
         )
+        for kept in q.kept_float:
+            where = f"layer {kept.layer}" if kept.layer is not None else kept.role
+            console.print(
+                f"  kept in float: {kept.module} ({where}): alone it flips {kept.flips} "
+                f"of {v.selection_texts} selection texts (KL {kept.kl:.2g})",
+                highlight=False,
+            )
     if v.int8:
         worst = sorted((a, lang) for lang, a in v.int8.per_language.items() if a < 1.0)[:5]
         if worst:
@@ -217,6 +235,18 @@ def _spread(low: float, high: float, middle: float) -> str:
 
 
 _EXPORT_COLUMNS = {"pytorch": "PyTorch fp32", "onnx": "ONNX fp32", "onnx-int8": "ONNX int8"}
+
+
+def _fp32_cell(check: Check) -> str:
+    if check.nonfinite:
+        return f"{check.nonfinite} texts non-finite"
+    return f"max |Δlogit| {check.max_abs_diff:.1e}"
+
+
+def _int8_cell(check: Check) -> str:
+    if check.nonfinite:
+        return f"{check.nonfinite} texts non-finite"
+    return f"top-1 agreement {check.agreement:.1%}"
 
 
 def _vs(before: float, after: float, word: str, kind: str) -> str:

@@ -73,6 +73,7 @@ class EvalResult:
     seconds: float = 0.0
     lineage: list[str] = field(default_factory=list)  # from its kdcli.json, oldest step first
     pooled_type_f1: dict[str, float] | None = None  # token classification, all languages
+    warning: str | None = None  # an export that failed its verification, or a CPU mismatch
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON shape (docs/report.md); keys may be added, never renamed."""
@@ -99,6 +100,7 @@ class EvalResult:
             "speed": self.speed.to_dict() if self.speed else None,
             "seconds": self.seconds,
             "lineage": list(self.lineage),
+            "warning": self.warning,
         }
 
     def _changes_dict(self) -> dict[str, Any] | None:
@@ -213,6 +215,7 @@ def build_report(
                 seconds=run.seconds,
                 lineage=_lineage(run.path),
                 pooled_type_f1=score.type_f1,
+                warning=export_warning(run.path, run.kind),
             )
         )
     return EvalReport(
@@ -223,7 +226,11 @@ def build_report(
         texts=list(examples.texts),
         gold=list(examples.tags if examples.tags is not None else examples.labels),
         example_languages=list(examples.languages),
-        notes=[*examples.notes, *notes],
+        notes=[
+            *examples.notes,
+            *notes,
+            *(f"{result.name}: {result.warning}" for result in results if result.warning),
+        ],
         task=examples.task,
         words=examples.words,
         machine=machine,
@@ -288,6 +295,49 @@ def _score_tokens(
             replace(plain, languages=bounded, languages_p=noise.p_values, average_p=noise.average_p)
         )
     return result
+
+
+def export_warning(path: str, kind: str) -> str | None:
+    """Why the scores of a kdcli export may not be what its user expects: the export failed
+    its own verification, or its int8 file needs CPU features this CPU lacks."""
+    folder = Path(path)
+    folder = folder.parent if folder.suffix == ".onnx" else folder
+    try:
+        record = read_provenance(folder) if folder.is_dir() else None
+    except KdcliError:
+        return None
+    if not record or record.get("stage") != "export":
+        return None
+    warnings = []
+    if record.get("passed") is False:
+        warnings.append(f"kdcli export marked it FAILED ({_failure(record)})")
+    quantization = record.get("quantization") or {}
+    if kind == "onnx-int8" and quantization.get("reduce_range") is False:
+        from kdcli.runtime.onnx_graph import cpu_int8
+
+        cpu = cpu_int8()
+        if cpu.reduce_range:  # this CPU needs 7-bit weights; the file has 8-bit ones
+            warnings.append(
+                f"its int8 weights use all 8 bits, which this CPU ({cpu.reason}) can saturate: "
+                "scores here may be lower than where it was exported; re-export with "
+                "--reduce-range to serve on this CPU"
+            )
+    return "; ".join(warnings) or None
+
+
+def _failure(record: dict[str, Any]) -> str:
+    verification = record.get("verification") or {}
+    reasons = []
+    for key, word in (("fp32", "fp32"), ("int8", "int8")):
+        check = verification.get(key) or {}
+        if check.get("passed") is False:
+            reason = check.get("failure") or (
+                f"top-1 agreement {check.get('agreement', 0):.1%}"
+                if key == "int8"
+                else f"max |Δlogit| {check.get('max_abs_diff', 0):.2g}"
+            )
+            reasons.append(f"{word}: {reason}")
+    return "; ".join(reasons) or "verification failed"
 
 
 def _lineage(path: str) -> list[str]:

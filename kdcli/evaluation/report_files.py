@@ -285,6 +285,9 @@ def report_markdown(report: EvalReport) -> str:
     ]
     speed = speed_line(report)
     lines += ["", speed] if speed else []
+    warnings = [f"- **Warning**: {m.name}: {m.warning}" for m in report.models if m.warning]
+    if warnings:
+        lines += ["", *warnings]
     return "\n".join(lines) + "\n"
 
 
@@ -377,6 +380,10 @@ def facts_rows(models: list[EvalResult]) -> list[tuple[str, list[str]]]:
     """Per-model facts as (row label, one cell per model): kind, size, and speed if measured.
     Later models also show how they compare with the first (2.0x smaller, 3.1x faster)."""
     rows = [("kind", [m.kind for m in models])]
+    if any(m.warning for m in models):
+        rows.append(
+            ("warning", ["⚠ " + _short_warning(m.warning) if m.warning else "" for m in models])
+        )
     if any(m.lineage for m in models):
         rows.append(("made by", [" → ".join(m.lineage) or "-" for m in models]))
     rows += [
@@ -439,6 +446,11 @@ def speed_line(report: EvalReport) -> str | None:
         f"Speed: median of {timed[0].rounds} rounds interleaved across the models (± half the "
         f"range between the fastest and slowest round), on {report.machine.describe()}."
     )
+
+
+def _short_warning(warning: str) -> str:
+    """The first clause of a warning, short enough for a table cell (the whole is in notes)."""
+    return warning.split(" (", 1)[0].split(";", 1)[0]
 
 
 def _compared(

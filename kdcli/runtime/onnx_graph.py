@@ -25,11 +25,10 @@ from kdcli.core.machine import cpu_flags
 EXPORT_EXTRA = "pip install 'kdcli[export]'"
 DYNAMIC_AXES = ("batch_size", "sequence_length")  # the names optimum's ORTModel also uses
 QUANTIZED_OPS = ["MatMul", "Gather", "Attention", "EmbedLayerNormalization"]
-# Tiers of nodes kept in float, tried in order until int8 agrees with PyTorch: the classifier head
-# and the small position tables always; then the feed-forward output projections, whose inputs
-# (after GELU) hold the outlier activations that per-tensor int8 rounds worst; then the first and
-# last layers, which see the raw embeddings and feed the head.
-FLOAT_TIERS = ("head", "head+ffn-out", "head+ffn-out+first-last")
+# Roles always kept in float: the classifier head (and pooler), a few thousand weights that decide
+# the label directly, and the small position/token-type tables. Which other nodes stay float is
+# searched per model (`kdcli.steps.export`, ranked by `int8_sensitivity`).
+ALWAYS_FLOAT = ("head", "small-table")
 _SCOPES = "pkg.torch.onnx.name_scopes"
 _NOISY_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir", "torch.export", "torch._dynamo")
 
@@ -131,6 +130,12 @@ class WeightNode:
     op_type: str
     role: str  # "head", "ffn-out", "word-embeddings", "small-table", "weight"
     layer: int | None
+    module: str | None = None  # the PyTorch module it was traced from
+
+    @property
+    def quantizable(self) -> bool:
+        """Whether dynamic int8 can quantize it (ONNX Runtime has no integer Gemm)."""
+        return self.op_type in ("MatMul", "Gather") and self.role not in ALWAYS_FLOAT
 
 
 def weight_nodes(path: Path, base_prefix: str, intermediate: int, vocab: int) -> list[WeightNode]:
@@ -153,6 +158,8 @@ def weight_nodes(path: Path, base_prefix: str, intermediate: int, vocab: int) ->
                 node.op_type,
                 _role(node.op_type, weights[0], scopes, base_prefix, intermediate, vocab),
                 _layer(scopes),
+                # The exporter records module scopes outermost first, then the op's own name.
+                scopes[-2] if len(scopes) >= 2 else None,
             )
         )
     return nodes
@@ -193,16 +200,9 @@ def _layer(scopes: list[str]) -> int | None:
     return None
 
 
-def float_nodes(nodes: Sequence[WeightNode], tier: str) -> list[str]:
-    """The node names a quantization tier keeps in float."""
-    if tier not in FLOAT_TIERS:
-        raise KdcliError(f"float tier {tier!r} is unknown: choose one of {', '.join(FLOAT_TIERS)}")
-    keep = {"head", "small-table"}
-    if "ffn-out" in tier:
-        keep.add("ffn-out")
-    layers = [n.layer for n in nodes if n.layer is not None]
-    edges = {min(layers), max(layers)} if layers and "first-last" in tier else set()
-    return sorted(n.name for n in nodes if n.role in keep or n.layer in edges)
+def always_float(nodes: Sequence[WeightNode]) -> list[str]:
+    """The node names every int8 file keeps in float (`ALWAYS_FLOAT`)."""
+    return sorted(n.name for n in nodes if n.role in ALWAYS_FLOAT)
 
 
 def quantize(
