@@ -1,0 +1,296 @@
+"""The int8 alternatives side by side on one classifier, on this CPU: which to ship where.
+
+Contenders, all from the same traced `model.onnx` that `kdcli export` writes:
+
+- ONNX Runtime fp32 (`model.onnx`) and kdcli's dynamic int8 (`model_quantized.onnx`, with its
+  float search);
+- ONNX Runtime static int8: QDQ, activations calibrated (MinMax) on the dev split, weights per
+  channel, `reduce_range` as kdcli chooses it for this CPU;
+- ONNX Runtime weight-only int8 and int4 (`MatMulNBits`, block 32, accuracy level 4: int8 compute
+  where the CPU has it), activations in float;
+- OpenVINO fp32 and OpenVINO + NNCF static int8 (`nncf.quantize`, `ModelType.TRANSFORMER`, the
+  same calibration texts), with the `openvino` and `nncf` packages directly (optional:
+  `pip install openvino nncf`; skipped with a message when absent).
+
+For each: size, top-1 agreement with PyTorch and accuracy on the test split (sampled per
+language), and forward-pass latency at batch 1 x 32 tokens and batch 32 x 64 tokens, timed in
+interleaved rounds after the machine is quiet (`bench_export.wait_for_quiet`; the state is
+printed with the figures, with the CPU's ISA).
+
+    python benchmarks/bench_int8_modes.py --model DIR --data DATA [--workdir DIR] [--threads N]
+                                          [--samples 20] [--rounds 5] [--max-wait 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_export
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="a PyTorch sequence classifier")
+    parser.add_argument("--data", required=True, help="labelled data (test: judge, dev: calibrate)")
+    parser.add_argument("--workdir", help="keep the exports here (default: a temp dir)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--samples", type=int, default=20, help="test texts per language")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-wait", type=float, default=600.0)
+    args = parser.parse_args()
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="kdcli-bench-int8-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    run(args, workdir)
+
+
+def run(args: argparse.Namespace, workdir: Path) -> None:
+    import numpy as np
+    import transformers
+
+    from kdcli.data.splits import DataConfig, load_split, sample_per_language
+    from kdcli.runtime.onnx_graph import cpu_int8
+    from kdcli.runtime.predictor import ONNX_FILE, ONNX_INT8_FILE, open_predictor
+    from kdcli.steps.export import ExportConfig, export
+
+    transformers.utils.logging.disable_progress_bar()
+    data = DataConfig(args.data)
+    test = sample_per_language(load_split(data, "test"), args.samples, 0)
+    dev = sample_per_language(load_split(data, "dev"), 8, 0)
+    out = workdir / "export"
+    if not (out / ONNX_INT8_FILE).is_file():
+        started = time.perf_counter()
+        config = ExportConfig(
+            args.model, out=out, quantize="int8", verify_data=args.data, latency=False,
+            overwrite=True, threads=args.threads,
+        )  # fmt: skip
+        try:
+            export(config)
+        except Exception as err:  # a failed verification still writes the files to compare
+            print(f"kdcli export: {err}", flush=True)
+        print(f"kdcli export in {time.perf_counter() - started:.0f} s", flush=True)
+    torch_model = open_predictor(args.model, threads=args.threads)
+    reduce_range = cpu_int8().reduce_range
+    files = {
+        "ORT fp32": out / ONNX_FILE,
+        "ORT dynamic int8 (kdcli)": out / ONNX_INT8_FILE,
+        "ORT static int8 (QDQ)": static_qdq(out, torch_model, dev.texts, reduce_range, workdir),
+        "ORT weight-only int8": weight_only(out / ONNX_FILE, 8, workdir),
+        "ORT weight-only int4": weight_only(out / ONNX_FILE, 4, workdir),
+    }
+    backends: dict[str, Any] = {"PyTorch fp32": torch_model}
+    backends |= {name: open_predictor(path, threads=args.threads) for name, path in files.items()}
+    backends |= openvino_backends(out, torch_model, dev.texts, args.threads, workdir)
+
+    reference = torch_model.logits(test.texts)
+    gold = np.array([torch_model.model.config.label2id[label] for label in test.labels])
+    quality = {}
+    for name, backend in backends.items():
+        logits = backend.logits(test.texts)
+        predicted = np.argmax(np.nan_to_num(logits, nan=-np.inf), -1)
+        quality[name] = (
+            float((predicted == reference.argmax(-1)).mean()),
+            float((predicted == gold).mean()),
+            _worst_language(predicted, reference.argmax(-1), test.languages),
+        )
+    quiet = bench_export.wait_for_quiet(args.max_wait)
+    timings = bench_export.time_backends(backends, args.rounds, len(torch_model.tokenizer))
+    _report(args, backends, quality, timings, quiet)
+
+
+def _worst_language(predicted: Any, reference: Any, languages: list[str]) -> str:
+    scores = {
+        lang: float((predicted[rows] == reference[rows]).mean())
+        for lang in sorted(set(languages))
+        if (rows := [i for i, x in enumerate(languages) if x == lang])
+    }
+    language = min(scores, key=scores.get)
+    return f"{language} {scores[language]:.1%}"
+
+
+def static_qdq(
+    out: Path, torch_model: Any, texts: list[str], reduce_range: bool, workdir: Path
+) -> Path:
+    """ONNX Runtime static QDQ int8 calibrated on `texts` (MinMax)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from kdcli.runtime.predictor import ONNX_FILE
+
+    target = workdir / "static" / "model_static.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _copy_model_files(out, target.parent)
+    prepared = workdir / "static-pre.onnx"
+    quant_pre_process(str(out / ONNX_FILE), str(prepared), skip_symbolic_shape=True)
+    batches = [b.inputs for b in torch_model.encode(texts, 8, 128)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(batches)
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    quantize_static(
+        str(prepared),
+        str(target),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        reduce_range=reduce_range,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Gather"],
+    )
+    return target
+
+
+def weight_only(source: Path, bits: int, workdir: Path) -> Path:
+    """ONNX Runtime MatMulNBits: MatMul weights in `bits` bits (block 32), activations float."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    target = workdir / f"nbits{bits}" / "model_nbits.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _copy_model_files(source.parent, target.parent)
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=32, is_symmetric=True, accuracy_level=4, bits=bits
+    )
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
+    return target
+
+
+def _copy_model_files(source: Path, target: Path) -> None:
+    import shutil
+
+    for path in source.iterdir():
+        if path.suffix in (".json", ".txt", ".model") and path.name != "kdcli.json":
+            shutil.copy(path, target / path.name)
+
+
+class OpenVinoPredictor:
+    """An OpenVINO compiled model behind kdcli's Predictor interface (forward and logits)."""
+
+    def __init__(self, model: Any, like: Any, threads: int) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        self.compiled = core.compile_model(
+            model, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        )
+        self.names = [i.get_any_name() for i in self.compiled.inputs]
+        self.like = like
+
+    def forward(self, inputs: dict) -> Any:
+        return self.compiled({n: inputs[n] for n in self.names if n in inputs})[0]
+
+    def logits(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        batches = self.like.encode(texts, 32, 128)
+        result = np.zeros((len(texts), len(self.like.id2label)), dtype=np.float32)
+        for batch in batches:
+            result[batch.index] = self.forward(batch.inputs)
+        return result
+
+
+def openvino_backends(
+    out: Path, torch_model: Any, texts: list[str], threads: int, workdir: Path
+) -> dict[str, Any]:
+    from kdcli.runtime.predictor import ONNX_FILE
+
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError:
+        print("openvino/nncf not installed (pip install openvino nncf): skipped", flush=True)
+        return {}
+    model = ov.convert_model(str(out / ONNX_FILE))
+    batches = [b.inputs for b in torch_model.encode(texts, 8, 128)]
+    names = [i.get_any_name() for i in model.inputs]
+    dataset = nncf.Dataset(batches, lambda b: {n: b[n] for n in names if n in b})
+    quantized = nncf.quantize(model, dataset, model_type=nncf.ModelType.TRANSFORMER)
+    ov.save_model(quantized, str(workdir / "openvino-int8.xml"))
+    backends = {
+        "OpenVINO fp32": OpenVinoPredictor(model, torch_model, threads),
+        "OpenVINO + NNCF static int8": OpenVinoPredictor(quantized, torch_model, threads),
+    }
+    for name, path in (("OpenVINO fp32", None), ("OpenVINO + NNCF static int8", "openvino-int8")):
+        backends[name].size_bytes = (
+            _size(workdir / f"{path}.bin") if path else (out / ONNX_FILE).stat().st_size
+        )
+    return backends
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _report(args: Any, backends: Any, quality: Any, timings: Any, quiet: Any) -> None:
+    import onnxruntime
+    import torch
+
+    from kdcli.runtime.onnx_graph import cpu_int8
+
+    cpu = cpu_int8()
+    print()
+    print(f"CPU: {_cpu_name()} ({cpu.machine}; {cpu.reason}; {_isa()})")
+    print(
+        f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}, {args.threads} threads"
+    )
+    print(
+        f"machine state: load {quiet.load:.2f}, steal {quiet.steal:.1f}%, calibration spread "
+        f"{quiet.spread:.2f} ({'quiet' if quiet.quiet else 'BUSY'}; waited {quiet.waited:.0f} s)"
+    )
+    base = timings["PyTorch fp32"]
+    print(
+        "| backend | size | agreement | worst language | accuracy | batch 1 x 32 | batch 32 x 64 |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, backend in backends.items():
+        agreement, accuracy, worst = quality[name]
+        size = getattr(backend, "size_bytes", 0)
+        t1, t32 = timings[name][1], timings[name][32]
+        print(
+            f"| {name} | {size / 1e6:.1f} MB | {agreement:.1%} | {worst} | {accuracy:.1%} | "
+            f"{t1:.2f} ms ({base[1] / t1:.1f}x) | {t32:.1f} ms ({base[32] / t32:.1f}x) |"
+        )
+    print(f"median of {args.rounds} interleaved rounds; x = speed-up over PyTorch fp32")
+
+
+def _isa() -> str:
+    from kdcli.runtime.onnx_graph import _cpu_flags
+
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "fma")
+    return " ".join(flag for flag in wanted if flag in _cpu_flags()) or "ISA unknown"
+
+
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()
