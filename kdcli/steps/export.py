@@ -755,8 +755,18 @@ class _FloatSearch:
         )
         self.trials[count] = check.agreement
         self.passed[count] = check.passed
+        self._drop_unneeded()
         report(self.progress, "quantize int8", len(self.trials), None)
         return check.passed
+
+    def _drop_unneeded(self) -> None:
+        """Keep on disk only the file the search may still choose: the smallest passing count,
+        or while none passes, the best agreement (a large model's files are hundreds of MB)."""
+        passing = [k for k, ok in self.passed.items() if ok]
+        best = min(passing) if passing else max(self.trials, key=lambda k: (self.trials[k], -k))
+        for count in self.trials:
+            if count != best:
+                (self.tmp / self.file(count)).unlink(missing_ok=True)
 
     def clean(self) -> None:
         for path in self.tmp.glob("model.int8-*.onnx"):
