@@ -218,19 +218,17 @@ def _report(
     import onnxruntime
     import torch
 
-    from kdcli.runtime.onnx_graph import _cpu_flags, cpu_int8
+    from kdcli.core.machine import cpu_summary
+    from kdcli.runtime.onnx_graph import cpu_int8
 
-    cpu = cpu_int8()
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    isa = " ".join(flag for flag in wanted if flag in _cpu_flags())
     print(f"\n## {name}: teacher vs deployed student on {args.data}")
     print(
-        f"CPU: {cpu.machine}, {isa or 'ISA unknown'} ({cpu.reason}); onnxruntime "
+        f"CPU: {cpu_summary()} ({cpu_int8().reason}); onnxruntime "
         f"{onnxruntime.__version__}, torch {torch.__version__}, {args.threads} threads"
     )
     print(
-        f"machine: load {quiet.load:.2f}, steal {quiet.steal:.1f}%, calibration spread "
-        f"{quiet.spread:.2f} ({'quiet' if quiet.quiet else 'BUSY: figures are noisy'})"
+        f"machine: load {quiet.load:.2f}, steal {quiet.steal_percent:.1f}%, calibration spread "
+        f"{quiet.calibration_spread:.2f} ({'quiet' if quiet.quiet else 'BUSY: figures are noisy'})"
     )
     teacher = "teacher (PyTorch fp32)"
     base_size, (base1, base32) = models[teacher].size_bytes, timings[teacher]

@@ -250,17 +250,18 @@ def _report(args: Any, backends: Any, quality: Any, timings: Any, quiet: Any) ->
     import onnxruntime
     import torch
 
+    from kdcli.core.machine import cpu_summary
     from kdcli.runtime.onnx_graph import cpu_int8
 
-    cpu = cpu_int8()
     print()
-    print(f"CPU: {_cpu_name()} ({cpu.machine}; {cpu.reason}; {_isa()})")
+    print(f"CPU: {cpu_summary()} ({cpu_int8().reason})")
     print(
         f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}, {args.threads} threads"
     )
     print(
-        f"machine state: load {quiet.load:.2f}, steal {quiet.steal:.1f}%, calibration spread "
-        f"{quiet.spread:.2f} ({'quiet' if quiet.quiet else 'BUSY'}; waited {quiet.waited:.0f} s)"
+        f"machine state: load {quiet.load:.2f}, steal {quiet.steal_percent:.1f}%, calibration "
+        f"spread {quiet.calibration_spread:.2f} ({'quiet' if quiet.quiet else 'BUSY'}; waited "
+        f"{quiet.waited_s:.0f} s)"
     )
     base = timings["PyTorch fp32"]
     print(
@@ -276,20 +277,6 @@ def _report(args: Any, backends: Any, quality: Any, timings: Any, quiet: Any) ->
             f"{t1:.2f} ms ({base[1] / t1:.1f}x) | {t32:.1f} ms ({base[32] / t32:.1f}x) |"
         )
     print(f"median of {args.rounds} interleaved rounds; x = speed-up over PyTorch fp32")
-
-
-def _isa() -> str:
-    from kdcli.runtime.onnx_graph import _cpu_flags
-
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "fma")
-    return " ".join(flag for flag in wanted if flag in _cpu_flags()) or "ISA unknown"
-
-
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 if __name__ == "__main__":
