@@ -356,6 +356,23 @@ def test_weight_nodes_know_their_role_layer_and_module(make_teacher, tmp_path):
     assert not any(n.quantizable for n in nodes if n.name in kept)
 
 
+def test_nodes_kept_in_float_stay_float_in_the_int8_file(make_teacher, tmp_path):
+    """BERT's pooler and classifier are Gemm nodes, which ONNX Runtime's dynamic quantizer
+    renames (`X` -> `X_MatMul`) before it reads the exclusions: kept by their own names, they
+    were quantized all the same."""
+    from kdcli.runtime.onnx_graph import quantize
+
+    predictor = open_predictor(make_teacher("bert"))
+    traced = _traced(predictor, tmp_path)
+    nodes = weight_nodes(traced, "bert", intermediate=64, vocab=predictor.model.config.vocab_size)
+    head = [n for n in nodes if n.role == "head"]
+    assert {n.op_type for n in head} == {"Gemm"} and len(head) == 2  # pooler, classifier
+    quantize(traced, tmp_path / "q.onnx", always_float(nodes), per_channel=True, reduce_range=True)
+    graph = onnx.load(str(tmp_path / "q.onnx")).graph
+    quantized = [n.name for n in graph.node if n.op_type == "MatMulInteger"]
+    assert quantized and not any(n.name in name for n in head for name in quantized)
+
+
 def _outlier_classifier(folder: Path, outlier: float = 1000.0, boost: float = 10.0) -> Path:
     """A tiny classifier whose int8 breaks in one node that no fixed tier kept in float.
 

@@ -224,10 +224,17 @@ def quantize(
             per_channel=per_channel,
             reduce_range=reduce_range,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(keep_float),
+            nodes_to_exclude=_with_gemm_names(keep_float),
             # Fused graphs hold com.microsoft ops whose output types the quantizer cannot infer.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
+
+
+def _with_gemm_names(names: Sequence[str]) -> list[str]:
+    """Node names to exclude, as the quantizer will know them: dynamic quantization first
+    rewrites every Gemm `X` as a MatMul `X_MatMul` (+ Add) and only then checks the exclusions,
+    so a Gemm excluded by its own name (a BERT pooler or classifier) was quantized all the same."""
+    return [*names, *(f"{name}_MatMul" for name in names)]
 
 
 @dataclass(frozen=True)
