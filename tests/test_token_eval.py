@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -127,13 +128,27 @@ def test_export_verifies_tags_per_word(cli, slot_teacher, tmp_path):
     assert models[1]["vs_first"]["average"]["f1_delta"] == pytest.approx(0.0, abs=1e-9)
 
 
-def test_export_of_a_token_model_on_the_built_in_sentences(cli, slot_teacher, tmp_path):
+def test_export_of_a_token_model_verifies_on_its_training_data_else_the_built_in_sentences(
+    cli, slot_teacher, tmp_path
+):
     result = cli(
         "export", slot_teacher, "--onnx", "--out", tmp_path / "o", "--no-latency", "--quiet",
         "--json", tmp_path / "e.json",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     verification = json.loads((tmp_path / "e.json").read_text())["verification"]
+    assert verification["source"] == f"{MINI} (from kdcli.json)"  # its slots, read per word
+    assert verification["fp32"]["passed"] and verification["fp32"]["agreement"] == 1.0
+    # without a record of its data, the built-in sentences, split into words
+    unrecorded = tmp_path / "unrecorded"
+    shutil.copytree(slot_teacher, unrecorded)
+    (unrecorded / "kdcli.json").unlink()
+    result = cli(
+        "export", unrecorded, "--onnx", "--out", tmp_path / "b", "--no-latency", "--quiet",
+        "--json", tmp_path / "b.json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    verification = json.loads((tmp_path / "b.json").read_text())["verification"]
     assert verification["source"] == "built-in sentences" and verification["fp32"]["passed"]
 
 

@@ -670,7 +670,8 @@ def _int8(
 
 class _FloatSearch:
     """Find the fewest weight nodes to keep in float, in order of simulated damage, for which
-    ONNX Runtime's int8 file meets the gate on the selection texts: first all quantized, then
+    ONNX Runtime's int8 file meets the gate on the selection texts (at the batch sizes the file
+    is judged at): first all quantized, then
     1, 2, 4, ... of the most damaging nodes in float until one passes, then the smallest
     passing count by bisection."""
 
@@ -686,7 +687,12 @@ class _FloatSearch:
     ) -> None:
         self.config, self.plain, self.tmp, self.choose = config, plain, tmp, choose
         self.torch_model, self.reduce_range, self.progress = torch_model, reduce_range, progress
-        self.reference = torch_model.logits(choose.texts, config.batch_size, config.max_length)
+        # the batch sizes the chosen file will be judged at: batch 1 rounds each text's
+        # activations with its own scale, and flips texts that batch 32 does not
+        self.sizes = sorted({1, config.batch_size})
+        self.reference = {
+            size: torch_model.logits(choose.texts, size, config.max_length) for size in self.sizes
+        }
         self.labels = _label_ids(choose, torch_model) if torch_model.head != TOKEN else None
         self.words = _word_positions(choose, torch_model, config.max_length)
         self.trials: dict[int, float] = {}
@@ -741,13 +747,15 @@ class _FloatSearch:
         target = self.tmp / self.file(count)
         quantize(self.plain, target, keep_float, self.config.per_channel, self.reduce_range)
         predictor = OnnxPredictor(target, threads=self.config.threads)
-        logits = predictor.logits(self.choose.texts, self.config.batch_size, self.config.max_length)
-        size = self.config.batch_size
+        outputs = {
+            size: predictor.logits(self.choose.texts, size, self.config.max_length)
+            for size in self.sizes
+        }
         check = compare(
             target.name,
             "onnx-int8",
-            {size: logits},
-            {size: self.reference},
+            outputs,
+            self.reference,
             self.choose.languages,
             self.config.gate,
             self.labels,
