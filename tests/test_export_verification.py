@@ -332,3 +332,42 @@ def test_max_accuracy_drop_must_not_be_negative(cli, make_teacher, tmp_path):
     )
     assert result.exit_code == 2
     assert "--max-accuracy-drop -1.0 must be zero or more" in result.stderr
+
+
+# --- --quantize auto ------------------------------------------------------------------------
+
+
+def test_quantize_auto_serves_fp32_when_int8_misses_the_gate(make_teacher, tmp_path, monkeypatch):
+    _patch_forward(
+        monkeypatch,
+        lambda kind, size, logits: np.roll(logits, 1, -1) if kind == "onnx-int8" else logits,
+    )
+    out = tmp_path / "o"
+    config = ExportConfig(
+        str(make_teacher("xlm-roberta")),
+        out=out,
+        quantize="auto",
+        verify_data=str(_data(tmp_path)),
+        latency=False,
+    )
+    result = export(config)  # no CheckFailedError: fp32 is verified and served
+    assert result.passed and not result.verification.int8.passed
+    assert result.served.file == "model.onnx" and "missed the gate" in result.served.reason
+    assert not (out / ONNX_INT8_FILE).exists() and result.int8_bytes is None
+    assert any(note.startswith("--quantize auto: serving model.onnx") for note in result.notes)
+    record = json.loads((out / "kdcli.json").read_text())
+    assert record["passed"] is True and record["served"]["file"] == "model.onnx"
+    assert "ISA" in record["served"]["cpu"] and ONNX_INT8_FILE not in record["files"]
+    assert "serves `model.onnx`" in (out / "README.md").read_text()
+
+
+def test_quantize_auto_serves_int8_when_it_passes(cli, make_teacher, tmp_path):
+    out = tmp_path / "o"
+    result = cli(
+        "export", make_teacher("bert"), "--quantize", "auto", "--out", out, "--no-latency", "-q"
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "kdcli.json").read_text())
+    assert record["served"]["file"] == ONNX_INT8_FILE and (out / ONNX_INT8_FILE).is_file()
+    assert record["verification"]["int8"]["passed"] is True
+    assert "--quantize auto: serving model_quantized.onnx" in result.stderr

@@ -39,7 +39,8 @@ def export(
     quantize: str = typer.Option(
         "none",
         "--quantize",
-        help="int8: also write model_quantized.onnx (dynamic int8, for CPUs); none: fp32 only.",
+        help="int8: also write model_quantized.onnx (dynamic int8, for CPUs); auto: int8 when it "
+        "passes verification on this CPU, else fp32 only (exit 0); none: fp32 only.",
     ),
     optimize: bool = typer.Option(
         False,
