@@ -286,8 +286,10 @@ def test_verify_data_takes_the_test_split_sampled_per_language(tmp_path):
 
 
 def _near_tie_classifier(folder: Path) -> Path:
-    """Labels 0 and 1 tie to within ~1e-5 on the built-in sentences, each winning about half of
-    them: int8 rounding (~1e-4 on these logits) must flip some."""
+    """Labels 0 and 1 tie to within ~1e-7 on the built-in sentences, each winning about half of
+    them: below even ONNX Runtime fp32's own deviation from PyTorch, so that no mix of nodes kept
+    in float (all of them included) agrees on every text. (At ~1e-5 a search that kept most of
+    the model in float could agree on all of them, and the test failed now and then.)"""
     from kdcli.steps.export import _builtin_sentences
 
     teacher = make_model_dir(folder, "xlm-roberta")
@@ -299,7 +301,7 @@ def _near_tie_classifier(folder: Path) -> Path:
         features = torch.tanh(head.dense(model.roberta(**encoded).last_hidden_state[:, 0]))
         direction = torch.randn(features.shape[1], generator=torch.Generator().manual_seed(0))
         margins = features @ direction
-        direction *= 1e-5 / margins.std()
+        direction *= 1e-7 / margins.std()
         head.out_proj.weight[1] = head.out_proj.weight[0] + direction
         head.out_proj.bias[1] = head.out_proj.bias[0] - (features @ direction).median()
         head.out_proj.bias[2] = -10.0
