@@ -376,7 +376,7 @@ def test_nodes_kept_in_float_stay_float_in_the_int8_file(make_teacher, tmp_path)
     assert quantized and not any(n.name in name for n in head for name in quantized)
 
 
-def _outlier_classifier(folder: Path, outlier: float = 1000.0, boost: float = 10.0) -> Path:
+def _outlier_classifier(folder: Path, outlier: float = 5000.0, boost: float = 10.0) -> Path:
     """A tiny classifier whose int8 breaks in one node that no fixed tier kept in float.
 
     Layer 1's attention context carries one channel `outlier` times larger than the rest (value
@@ -384,7 +384,9 @@ def _outlier_classifier(folder: Path, outlier: float = 1000.0, boost: float = 10
     that per-tensor int8 activations round worst; the attention output is made `boost` times
     stronger so that it matters. The head splits the built-in sentences in two at the widest
     gap of their features along the first principal component, so that int8's ordinary
-    rounding (far smaller than the gap) flips nothing, and the outlier's does.
+    rounding (far smaller than the gap) flips nothing, and the outlier's does. (At 1000 the
+    outlier's damage was borderline: with one torch thread it flipped none of the clear-margin
+    texts, and the test passed or failed with the thread count its run left behind.)
     """
     from kdcli.steps.export import _builtin_sentences
 
