@@ -252,14 +252,19 @@ def test_json_dash_writes_the_result_to_stdout(cli, make_teacher, tmp_path):
 # --- things a user hits in the first hour (issue 14) ---------------------------------------------
 
 _INTERRUPTED_RUN = """
-import os, signal, threading, time
+import os, signal, time
 
 import kdcli.steps.evaluate
 
 
 def test_first(cli, monkeypatch):
-    monkeypatch.setattr(kdcli.steps.evaluate, "evaluate", lambda *a, **k: time.sleep(60))
-    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # the user's Ctrl-C
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C while kdcli works (no timer
+        time.sleep(60)  # to race: on a busy machine 1 s can end before the work starts)
+
+    monkeypatch.setattr(kdcli.steps.evaluate, "evaluate", interrupted)
+    # as in a terminal: a run started in the background inherits an ignored SIGINT
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cli("eval", "model", "--data", "data")
 
 

@@ -165,7 +165,11 @@ def test_large_files_stream_in_chunks_with_progress(monkeypatch, make_teacher, t
     chunked = predict(
         PredictConfig(str(teacher), data, tmp_path / "chunked.jsonl", batch_size=4), events.append
     )
-    assert _read(tmp_path / "chunked.jsonl") == _read(tmp_path / "whole.jsonl")
+    # other batches pad differently, which moves a score in its last printed digit
+    chunked_rows, whole_rows = _read(tmp_path / "chunked.jsonl"), _read(tmp_path / "whole.jsonl")
+    for row in chunked_rows:
+        row["score"] = pytest.approx(row["score"], abs=2e-6)
+    assert chunked_rows == whole_rows
     done = [e.done for e in events if e.task == "predict"]
     assert done == sorted(done) and done[-1] == len(rows) == chunked.rows
     assert {e.total for e in events if e.task == "predict"} == {len(rows)}

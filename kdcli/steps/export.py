@@ -131,7 +131,7 @@ class Verification:
     fp32: Check
     int8: Check | None
     passed: bool
-    selection: str = ""  # the texts the int8 mix was chosen on (never the judged ones)
+    selection: str = ""  # the texts the int8 mix was chosen on (the judged ones only when too few)
     selection_texts: int = 0
     batch_sizes: list[int] = field(default_factory=list)
 
@@ -431,6 +431,8 @@ def _halves(text: VerifyText) -> VerifyPlan:
             [text.words[i] for i in indices] if text.words is not None else None,
         )
 
+    if not choose:  # one text per language: nothing to hold out, so choose on what is judged
+        return VerifyPlan(part(judge, ""), part(judge, ", the same texts (too few to halve)"))
     return VerifyPlan(part(judge, ""), part(choose, ", other half"))
 
 
