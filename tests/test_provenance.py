@@ -120,3 +120,27 @@ def test_model_cards_name_the_base_model_show_results_and_no_local_paths(
     assert "## Results" in card and "| ja-JP |" in card
     assert "language:\n- ar\n- de\n- en\n- ja\n- ru" in card
     assert "# student distilled by kdcli" in card and "massive-mini" in card
+
+
+def test_kdcli_json_puts_number_lists_on_one_line_and_reads_back_the_same():
+    from pathlib import Path
+
+    import numpy as np
+
+    from kdcli.files.provenance import dumps, to_ranges
+
+    kept = [i for i in range(10_000) if i % 3]  # 3,334 ranges
+    record = {
+        "vocab": {"kept": to_ranges(kept), "levels": ["forced", "data"], "size": np.int64(7)},
+        "layers": {"kept": [0, 2, 5], "flags": [True, False]},
+        "path": Path("a/b"),
+        "empty": {"list": [], "dict": {}},
+    }
+    text = dumps(record)
+    lines = text.splitlines()
+    assert '    "kept": [[1, 3], [4, 6], ' in text and len(lines) < 30
+    assert '    "kept": [0, 2, 5],' in lines
+    assert '      "forced",' in lines  # strings keep one per line
+    assert "      true," in lines  # so do booleans: flags, not numbers
+    assert json.loads(text) == {**record, "path": "a/b", "vocab": {**record["vocab"], "size": 7}}
+    assert dumps(json.loads(text)) == text

@@ -147,8 +147,38 @@ def find_stage(record: dict[str, Any] | None, stage: str) -> dict[str, Any] | No
 
 
 def dumps(data: Any) -> str:
-    """The one JSON style of kdcli's files: readable, stable, UTF-8."""
-    return json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)
+    """The one JSON style of kdcli's files: readable, stable, UTF-8; objects indented, and a list
+    of numbers (or of short number lists, like kept-index ranges) on one line. Indented one
+    number per line, a trimmed vocabulary's 70,000 kept ranges took 3 MB in every later
+    stage's kdcli.json instead of 0.9 MB."""
+    plain = json.loads(json.dumps(data, ensure_ascii=False, default=_json_default))
+    return _dumps(plain, 0)
+
+
+def _dumps(value: Any, level: int) -> str:
+    if isinstance(value, dict) and value:
+        inner = "  " * (level + 1)
+        items = [
+            f"{inner}{json.dumps(key, ensure_ascii=False)}: {_dumps(item, level + 1)}"
+            for key, item in value.items()
+        ]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
+    if isinstance(value, list) and value and not _flat(value):
+        inner = "  " * (level + 1)
+        items = [inner + _dumps(item, level + 1) for item in value]
+        return "[\n" + ",\n".join(items) + "\n" + "  " * level + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _flat(items: list[Any]) -> bool:
+    """Numbers, or lists of at most a few numbers: one line reads better than one per line."""
+    return all(
+        _number(x) or (isinstance(x, list) and len(x) <= 4 and all(map(_number, x))) for x in items
+    )
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def _json_default(value: Any) -> Any:
