@@ -4,6 +4,8 @@ Contenders, all from the same traced `model.onnx` that `kdcli export` writes:
 
 - ONNX Runtime fp32 (`model.onnx`) and kdcli's dynamic int8 (`model_quantized.onnx`, with its
   float search);
+- the word-embedding table alone quantized, every MatMul in float: as ONNX Runtime stores it
+  (uint8, one scale for the table) and as kdcli does (int8, one scale per row);
 - ONNX Runtime static int8: QDQ, activations calibrated (MinMax) on the dev split, weights per
   channel, `reduce_range` as kdcli chooses it for this CPU;
 - ONNX Runtime weight-only int8 and int4 (`MatMulNBits`, block 32, accuracy level 4: int8 compute
@@ -19,6 +21,7 @@ printed with the figures, with the CPU's ISA).
 
     python benchmarks/bench_int8_modes.py --model DIR --data DATA [--workdir DIR] [--threads N]
                                           [--samples 20] [--rounds 5] [--max-wait 600]
+                                          [--modes dynamic,table,static,weight-only,openvino]
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_export
 
+MODES = ("dynamic", "table", "static", "weight-only", "openvino")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -44,7 +49,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20, help="test texts per language")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-wait", type=float, default=600.0)
+    parser.add_argument("--modes", default=",".join(MODES), help="which contenders besides fp32")
     args = parser.parse_args()
+    unknown = set(args.modes.split(",")) - set(MODES)
+    if unknown:
+        parser.error(f"--modes: unknown {sorted(unknown)}; choose from {', '.join(MODES)}")
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="kdcli-bench-int8-"))
     workdir.mkdir(parents=True, exist_ok=True)
     run(args, workdir)
@@ -77,16 +86,24 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         print(f"kdcli export in {time.perf_counter() - started:.0f} s", flush=True)
     torch_model = open_predictor(args.model, threads=args.threads)
     reduce_range = cpu_int8().reduce_range
-    files = {
-        "ORT fp32": out / ONNX_FILE,
-        "ORT dynamic int8 (kdcli)": out / ONNX_INT8_FILE,
-        "ORT static int8 (QDQ)": static_qdq(out, torch_model, dev.texts, reduce_range, workdir),
-        "ORT weight-only int8": weight_only(out / ONNX_FILE, 8, workdir),
-        "ORT weight-only int4": weight_only(out / ONNX_FILE, 4, workdir),
-    }
+    modes = args.modes.split(",")
+    files = {"ORT fp32": out / ONNX_FILE}
+    if "dynamic" in modes:
+        files["ORT dynamic int8 (kdcli)"] = out / ONNX_INT8_FILE
+    if "table" in modes:
+        files["table only: uint8, one scale (ORT)"] = table_only(out, torch_model, False, workdir)
+        files["table only: int8 per row (kdcli)"] = table_only(out, torch_model, True, workdir)
+    if "static" in modes:
+        files["ORT static int8 (QDQ)"] = static_qdq(
+            out, torch_model, dev.texts, reduce_range, workdir
+        )
+    if "weight-only" in modes:
+        files["ORT weight-only int8"] = weight_only(out / ONNX_FILE, 8, workdir)
+        files["ORT weight-only int4"] = weight_only(out / ONNX_FILE, 4, workdir)
     backends: dict[str, Any] = {"PyTorch fp32": torch_model}
     backends |= {name: open_predictor(path, threads=args.threads) for name, path in files.items()}
-    backends |= openvino_backends(out, torch_model, dev.texts, args.threads, workdir)
+    if "openvino" in modes:
+        backends |= openvino_backends(out, torch_model, dev.texts, args.threads, workdir)
 
     reference = torch_model.logits(test.texts)
     gold = np.array([torch_model.model.config.label2id[label] for label in test.labels])
@@ -155,6 +172,33 @@ def static_qdq(
         weight_type=QuantType.QInt8,
         op_types_to_quantize=["MatMul", "Gather"],
     )
+    return target
+
+
+def table_only(out: Path, torch_model: Any, per_row: bool, workdir: Path) -> Path:
+    """The word-embedding table quantized, every other weight in float: by kdcli's per-row
+    rewrite, or by ONNX Runtime's Gather quantization (one scale for the table)."""
+    from kdcli.runtime.onnx_graph import quantize, weight_nodes
+    from kdcli.runtime.predictor import ONNX_FILE
+
+    target = workdir / f"table-{'rows' if per_row else 'ort'}" / ONNX_FILE
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _copy_model_files(out, target.parent)
+    config = torch_model.model.config
+    nodes = weight_nodes(
+        out / ONNX_FILE,
+        torch_model.model.base_model_prefix,
+        int(getattr(config, "intermediate_size", 0) or 0),
+        int(config.vocab_size),
+    )
+    table = [n.name for n in nodes if n.role == "word-embeddings"]
+    others = [n.name for n in nodes if n.role != "word-embeddings"]
+    if per_row:
+        quantize(out / ONNX_FILE, target, others, True, False, row_tables=table)
+    else:
+        quantize(out / ONNX_FILE, target, others, True, False)
     return target
 
 

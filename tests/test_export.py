@@ -373,6 +373,51 @@ def test_nodes_kept_in_float_stay_float_in_the_int8_file(make_teacher, tmp_path)
     assert quantized and not any(n.name in name for n in head for name in quantized)
 
 
+def test_the_table_int8_per_row_computes_as_the_simulation_says(make_teacher, tmp_path):
+    """The word-embedding table alone, int8 with one scale per row: the ONNX file gives the
+    logits of PyTorch with the table rounded the same way (the search ranks by that simulation),
+    and each row, tiny ones included, keeps 8 bits of its own range."""
+    from onnx import numpy_helper
+
+    from kdcli.runtime.int8_sensitivity import _quantized
+    from kdcli.runtime.onnx_graph import quantize
+
+    predictor = open_predictor(make_teacher("xlm-roberta"))
+    table = predictor.model.roberta.embeddings.word_embeddings
+    with torch.no_grad():
+        table.weight[100:] *= 1e-3  # rows far smaller than others, as in a real multilingual table
+    traced = _traced(predictor, tmp_path)
+    vocab = predictor.model.config.vocab_size
+    nodes = weight_nodes(traced, "roberta", intermediate=64, vocab=vocab)
+    rows = [n.name for n in nodes if n.role == "word-embeddings"]
+    others = [n.name for n in nodes if n.role != "word-embeddings"]
+    folder = tmp_path / "rows"
+    shutil.copytree(make_teacher("xlm-roberta"), folder, ignore=shutil.ignore_patterns("*.sa*"))
+    quantize(traced, folder / ONNX_FILE, others, True, True, row_tables=rows)
+    graph = onnx.load(str(folder / ONNX_FILE)).graph
+    lookup = [rows[0], f"{rows[0]}.s", f"{rows[0]}.f", f"{rows[0]}.dequantize"]
+    assert [n.op_type for n in graph.node if n.name in lookup] == [
+        "Gather",
+        "Gather",
+        "Cast",
+        "Mul",
+    ]
+    stored = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    name = "roberta.embeddings.word_embeddings.weight"
+    assert name not in stored
+    weight = table.weight.detach().numpy()
+    restored = stored[f"{name}.int8_rows"].astype(np.float32) * stored[f"{name}.row_scales"]
+    half_step = np.abs(weight).max(axis=1) / 254
+    assert (np.abs(restored - weight).max(axis=1) <= half_step * 1.001 + 1e-12).all()
+
+    texts = ["wake me up", "play some jazz music", "what is the weather"]
+    onnx_logits = open_predictor(folder / ONNX_FILE).logits(texts)
+    with _quantized(table, reduce_range=True, per_channel=True):
+        simulated = predictor.logits(texts)
+    rounding = np.abs(onnx_logits - predictor.logits(texts)).max()
+    assert np.abs(onnx_logits - simulated).max() * 10 < rounding
+
+
 def _outlier_classifier(folder: Path, outlier: float = 5000.0, boost: float = 10.0) -> Path:
     """A tiny classifier whose int8 breaks in one node that no fixed tier kept in float.
 

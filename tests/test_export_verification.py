@@ -317,10 +317,13 @@ def test_the_word_embedding_storage_is_what_the_docs_say(make_teacher, tmp_path)
     initializers = {i.name: i for i in graph.initializer}
     vocab = json.loads((teacher / "config.json").read_text())["vocab_size"]
     tables = [i for i in graph.initializer if i.dims and i.dims[0] == vocab]
-    assert len(tables) == 1 and tables[0].data_type == onnx.TensorProto.UINT8
-    scale = initializers[tables[0].name.replace("_quantized", "_scale")]
-    assert list(scale.dims) == []  # one scale for the whole table
-    assert result.quantization.word_embeddings == "uint8, one scale for the table"
+    assert sorted(t.data_type for t in tables) == sorted(
+        [onnx.TensorProto.INT8, onnx.TensorProto.FLOAT]
+    )
+    rows = next(t for t in tables if t.data_type == onnx.TensorProto.INT8)
+    scales = initializers[rows.name.replace(".int8_rows", ".row_scales")]
+    assert list(scales.dims) == [vocab, 1]  # one scale per row
+    assert result.quantization.word_embeddings == "int8, one scale per row"
     docs = (ROOT / "docs" / "export.md").read_text(encoding="utf-8")
     assert result.quantization.word_embeddings in docs
     assert "per output channel (`--per-tensor`" in docs  # the MatMul weights, not the table

@@ -2,8 +2,8 @@
 
 ONNX Runtime's dynamic int8 (`onnx_graph.quantize`) rounds, for each MatMul, the weights to int8
 (symmetric, one scale per output channel, 7 bits with reduce_range) and the input activations to
-uint8 (asymmetric, one scale for the whole batch tensor, found at run time); the word-embedding
-table is stored as uint8 with one scale for the table. This module applies exactly that rounding
+uint8 (asymmetric, one scale for the whole batch tensor, found at run time); kdcli stores the
+word-embedding table as int8 with one scale per row. This module applies exactly that rounding
 to one PyTorch module at a time (a forward hook on its input, a rounded copy of its weight) and
 measures, on the verification batches, how many top-1 predictions it flips and how far it moves
 the output distribution (KL divergence from PyTorch's).
@@ -102,8 +102,8 @@ def _quantized(module: Any, reduce_range: bool, per_channel: bool) -> Iterator[N
 
     original = module.weight.data
     hook = None
-    if isinstance(module, torch.nn.Embedding):
-        module.weight.data = fake_uint8(original)
+    if isinstance(module, torch.nn.Embedding):  # a row is a token's vector: one scale each
+        module.weight.data = fake_int8_weight(original, reduce_range=False, per_channel=True)
     else:
         module.weight.data = fake_int8_weight(original, reduce_range, per_channel)
         hook = module.register_forward_pre_hook(lambda _, args: (fake_uint8(args[0]), *args[1:]))
@@ -117,8 +117,7 @@ def _quantized(module: Any, reduce_range: bool, per_channel: bool) -> Iterator[N
 
 def fake_uint8(x: Any) -> Any:
     """x through uint8 with one asymmetric scale for the whole tensor (0 exactly representable),
-    as ONNX Runtime's DynamicQuantizeLinear does with activations (and its Gather quantization
-    with the embedding table)."""
+    as ONNX Runtime's DynamicQuantizeLinear does with activations."""
     import torch
 
     low = torch.clamp(x.min(), max=0.0)
@@ -132,7 +131,8 @@ def fake_uint8(x: Any) -> Any:
 
 def fake_int8_weight(weight: Any, reduce_range: bool, per_channel: bool) -> Any:
     """A Linear weight (out, in) through symmetric int8: one scale per output channel (a column
-    of the ONNX MatMul's weight) or per matrix; 7-bit range with reduce_range."""
+    of the ONNX MatMul's weight) or per matrix; 7-bit range with reduce_range. An embedding
+    table (rows, dim) per channel is one scale per row."""
     import torch
 
     limit = 64.0 if reduce_range else 127.0

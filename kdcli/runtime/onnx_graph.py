@@ -211,8 +211,10 @@ def quantize(
     keep_float: Sequence[str],
     per_channel: bool,
     reduce_range: bool,
+    row_tables: Sequence[str] = (),
 ) -> None:
-    """Dynamic int8: signed weights (per output channel), uint8 activations scaled per batch."""
+    """Dynamic int8: signed weights (per output channel), uint8 activations scaled per batch;
+    the lookup tables named in `row_tables` become int8 with one scale per row instead."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -224,10 +226,56 @@ def quantize(
             per_channel=per_channel,
             reduce_range=reduce_range,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=_with_gemm_names(keep_float),
+            nodes_to_exclude=_with_gemm_names([*keep_float, *row_tables]),
             # Fused graphs hold com.microsoft ops whose output types the quantizer cannot infer.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
+    if row_tables:
+        model = onnx.load(str(target))
+        quantize_rows(model.graph, row_tables)
+        onnx.save(model, str(target))
+
+
+def quantize_rows(graph: Any, gathers: Sequence[str]) -> None:
+    """Each named Gather looks up an int8 table with one float scale per row, dequantized after
+    the lookup (Gather, Cast, Mul): only the rows a text uses are ever multiplied out.
+
+    Why not ONNX Runtime's own Gather quantization: it stores the table as uint8 with one scale
+    for the whole table, so a row of small values (most rows of a multilingual vocabulary, next
+    to a few large ones) keeps a handful of levels, and a real e5-small student flipped texts from
+    the table alone. A row's own scale keeps every row at 8 bits; no int8 product is involved,
+    so the 7-bit reduce_range does not apply."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    initializers = {init.name: init for init in graph.initializer}
+    for name in gathers:
+        position, node = next((i, n) for i, n in enumerate(graph.node) if n.name == name)
+        table = numpy_helper.to_array(initializers[node.input[0]]).astype(np.float32)
+        absmax = np.abs(table).max(axis=1, keepdims=True)
+        scales = np.where(absmax > 0, absmax / 127.0, 1.0).astype(np.float32)
+        rows = np.clip(np.round(table / scales), -127, 127).astype(np.int8)
+        stem = node.input[0]
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(rows, f"{stem}.int8_rows"),
+                numpy_helper.from_array(scales, f"{stem}.row_scales"),
+            ]
+        )
+        ids, output = node.input[1], node.output[0]
+        lookup = [
+            helper.make_node("Gather", [f"{stem}.int8_rows", ids], [f"{name}.q"], name, axis=0),
+            helper.make_node("Gather", [f"{stem}.row_scales", ids], [f"{name}.s"], f"{name}.s"),
+            helper.make_node(
+                "Cast", [f"{name}.q"], [f"{name}.f"], f"{name}.f", to=TensorProto.FLOAT
+            ),
+            helper.make_node("Mul", [f"{name}.f", f"{name}.s"], [output], f"{name}.dequantize"),
+        ]
+        del graph.node[position]
+        for offset, new in enumerate(lookup):
+            graph.node.insert(position + offset, new)
+        if not any(stem in n.input for n in graph.node):
+            graph.initializer.remove(initializers[stem])
 
 
 def _with_gemm_names(names: Sequence[str]) -> list[str]:

@@ -676,7 +676,8 @@ def _int8(
         int(model_config.get(arch.keys.intermediate, 0)),
         int(model_config.get("vocab_size", 0)),
     )
-    search = _FloatSearch(config, plain, tmp, choose, torch_model, reduce_range, progress)
+    tables = [n.name for n in nodes if n.role == "word-embeddings"]
+    search = _FloatSearch(config, plain, tmp, choose, torch_model, reduce_range, tables, progress)
     kept = search.run(nodes, always_float(nodes))
     (tmp / search.file(len(kept))).replace(tmp / ONNX_INT8_FILE)
     search.clean()
@@ -696,7 +697,7 @@ def _int8(
         word_embeddings=(
             "float"
             if not embeddings or any(n.name in kept_names for n in embeddings)
-            else "uint8, one scale for the table"
+            else "int8, one scale per row"
         ),
         serving=_serving_cpus(reduce_range),
     )
@@ -718,10 +719,12 @@ class _FloatSearch:
         choose: VerifyText,
         torch_model: TorchPredictor,
         reduce_range: bool,
+        tables: list[str],
         progress: ProgressCallback | None,
     ) -> None:
         self.config, self.plain, self.tmp, self.choose = config, plain, tmp, choose
         self.torch_model, self.reduce_range, self.progress = torch_model, reduce_range, progress
+        self.tables = tables  # word-embedding lookups: int8 per row unless kept in float
         # the batch sizes the chosen file will be judged at: batch 1 rounds each text's
         # activations with its own scale, and flips texts that batch 32 does not
         self.sizes = sorted({1, config.batch_size})
@@ -780,7 +783,14 @@ class _FloatSearch:
         if count in self.passed:
             return self.passed[count]
         target = self.tmp / self.file(count)
-        quantize(self.plain, target, keep_float, self.config.per_channel, self.reduce_range)
+        quantize(
+            self.plain,
+            target,
+            keep_float,
+            self.config.per_channel,
+            self.reduce_range,
+            row_tables=[name for name in self.tables if name not in keep_float],
+        )
         predictor = OnnxPredictor(target, threads=self.config.threads)
         outputs = {
             size: predictor.logits(self.choose.texts, size, self.config.max_length)
