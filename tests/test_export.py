@@ -418,6 +418,42 @@ def test_the_table_int8_per_row_computes_as_the_simulation_says(make_teacher, tm
     assert np.abs(onnx_logits - simulated).max() * 10 < rounding
 
 
+@pytest.mark.parametrize("other_reader", [False, True])
+def test_a_table_two_lookups_share_is_stored_once_and_kept_float_while_read(other_reader):
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kdcli.runtime.onnx_graph import quantize_rows
+
+    table = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    table[3] *= 1e-4  # a row of tiny values keeps its own 8 bits
+    nodes = [
+        helper.make_node("Gather", ["W", "ids"], ["a"], "g1"),
+        helper.make_node("Gather", ["W", "ids"], ["b"], "g2"),
+        helper.make_node("Add", ["a", "b"], ["out"], "add"),
+    ]
+    outputs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 4])]
+    if other_reader:  # e.g. a tied output projection
+        nodes.append(helper.make_node("Transpose", ["W"], ["wt"], "t"))
+        outputs.append(helper.make_tensor_value_info("wt", TensorProto.FLOAT, [4, 10]))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+        outputs,
+        [numpy_helper.from_array(table, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    quantize_rows(model.graph, ["g1", "g2"])
+    names = sorted(i.name for i in model.graph.initializer)
+    assert names == sorted(["W.int8_rows", "W.row_scales", *(["W"] if other_reader else [])])
+    onnx.checker.check_model(model)
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    ids = np.arange(10, dtype=np.int64)
+    out = session.run(["out"], {"ids": ids})[0]
+    half_step = np.abs(table).max(axis=1, keepdims=True) / 254
+    assert (np.abs(out - 2 * table) <= 2 * half_step * 1.001).all()
+
+
 def _outlier_classifier(folder: Path, outlier: float = 5000.0, boost: float = 10.0) -> Path:
     """A tiny classifier whose int8 breaks in one node that no fixed tier kept in float.
 

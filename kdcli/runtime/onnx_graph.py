@@ -249,20 +249,22 @@ def quantize_rows(graph: Any, gathers: Sequence[str]) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
     initializers = {init.name: init for init in graph.initializer}
+    stems = set()
     for name in gathers:
         position, node = next((i, n) for i, n in enumerate(graph.node) if n.name == name)
-        table = numpy_helper.to_array(initializers[node.input[0]]).astype(np.float32)
-        absmax = np.abs(table).max(axis=1, keepdims=True)
-        scales = np.where(absmax > 0, absmax / 127.0, 1.0).astype(np.float32)
-        rows = np.clip(np.round(table / scales), -127, 127).astype(np.int8)
-        stem = node.input[0]
-        graph.initializer.extend(
-            [
+        stem, ids, output = node.input[0], node.input[1], node.output[0]
+        stems.add(stem)
+        if f"{stem}.int8_rows" not in initializers:  # a table two lookups share is stored once
+            table = numpy_helper.to_array(initializers[stem]).astype(np.float32)
+            absmax = np.abs(table).max(axis=1, keepdims=True)
+            scales = np.where(absmax > 0, absmax / 127.0, 1.0).astype(np.float32)
+            rows = np.clip(np.round(table / scales), -127, 127).astype(np.int8)
+            for stored in (
                 numpy_helper.from_array(rows, f"{stem}.int8_rows"),
                 numpy_helper.from_array(scales, f"{stem}.row_scales"),
-            ]
-        )
-        ids, output = node.input[1], node.output[0]
+            ):
+                graph.initializer.append(stored)
+                initializers[stored.name] = stored
         lookup = [
             helper.make_node("Gather", [f"{stem}.int8_rows", ids], [f"{name}.q"], name, axis=0),
             helper.make_node("Gather", [f"{stem}.row_scales", ids], [f"{name}.s"], f"{name}.s"),
@@ -274,6 +276,7 @@ def quantize_rows(graph: Any, gathers: Sequence[str]) -> None:
         del graph.node[position]
         for offset, new in enumerate(lookup):
             graph.node.insert(position + offset, new)
+    for stem in stems:  # the float table, unless something other than the lookups reads it
         if not any(stem in n.input for n in graph.node):
             graph.initializer.remove(initializers[stem])
 
