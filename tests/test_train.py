@@ -135,6 +135,7 @@ def test_plan_counts_optimizer_steps():
         ({"max_grad_norm": float("inf")}, "max_grad_norm"),
         ({"max_grad_norm": float("nan")}, "max_grad_norm"),
         ({"report_to": "wandb"}, "report_to"),
+        ({"threads": 0}, "threads"),
     ],
 )
 def test_bad_training_options_name_the_option(overrides, option):
@@ -386,6 +387,22 @@ def test_progress_reports_loss_and_samples_per_second(encoder, tmp_path):
     assert [e.done for e in train] == [1, 2, 3, 4] and train[-1].total == 4
     assert "loss" in train[1].info and "samples/s" in train[-1].info
     assert any(e.task == "dev" for e in events)
+
+
+def test_threads_hold_for_the_run_and_are_put_back(encoder, tmp_path):
+    before = torch.get_num_threads()  # 1: this module runs single-threaded
+    seen = []
+
+    def record(event):
+        if event.task == "train":
+            seen.append(torch.get_num_threads())
+
+    config = train_config(max_steps=2, threads=before + 1)
+    finetune(FinetuneConfig(str(encoder), str(MINI), tmp_path / "out", config), progress=record)
+    assert seen and set(seen) == {before + 1}
+    assert torch.get_num_threads() == before
+    record_ = json.loads((tmp_path / "out" / "kdcli.json").read_text())
+    assert record_["settings"]["threads"] == before + 1
 
 
 # --- two processes -----------------------------------------------------------------------------

@@ -223,6 +223,12 @@ EVAL_BATCH_OPTION = typer.Option(
     64, "--eval-batch-size", help="Examples per batch for dev evaluation and the teacher."
 )
 BF16_OPTION = typer.Option(False, "--bf16", help="Compute in bfloat16 (autocast) for speed.")
+TRAIN_THREADS_OPTION = typer.Option(
+    None,
+    "--threads",
+    help="CPU threads for PyTorch (default: PyTorch's, every core; set it when other work "
+    "shares the cores).",
+)
 SAVE_STEPS_OPTION = typer.Option(
     500,
     "--save-steps",

@@ -8,8 +8,10 @@ the machine's load: the same model measured a minute apart on a shared machine g
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,23 @@ from typing import Any
 # The instruction-set extensions that change what kdcli measures, most capable first.
 ISA_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni", "avx512f", "avx2", "asimddp", "asimd")
 UNSTEADY = 0.25  # rounds whose fastest and slowest differ by more than this share of the median
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's thread count is process-wide: set it for one call and put it back (None: leave
+    torch's own choice, every core, which is many times slower when other work shares them)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def cpu_flags() -> set[str]:

@@ -12,18 +12,18 @@ run with ONNX Runtime on the CPU with the session options kdcli measured (`OrtSe
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import statistics
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from kdcli.core.errors import KdcliError, one_line, option_ref
+from kdcli.core.machine import torch_threads
 from kdcli.core.validation import check_choice, check_int, check_max_length
 from kdcli.data.batching import MODEL_INPUTS, collate_arrays, encode, model_inputs, sorted_batches
 from kdcli.files.model_dirs import (
@@ -405,7 +405,7 @@ class TorchPredictor(Predictor):
         tensors = {
             name: torch.from_numpy(inputs[name]).to(self.device) for name in self._input_names
         }
-        with _torch_threads(self.threads), torch.inference_mode():
+        with torch_threads(self.threads), torch.inference_mode():
             return self.model(**tensors).logits.float().cpu().numpy()
 
 
@@ -432,22 +432,6 @@ def _load_torch_model(ref: ModelRef, head: str, options: LoadOptions, device: st
         if "trust_remote_code" in str(err):
             raise KdcliError(remote_code_refusal(ref.name)) from err
         raise KdcliError(f"cannot load model {ref.name}: {one_line(err)}") from err
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """torch's thread count is process-wide: set it for one call and put it back."""
-    if threads is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class OnnxPredictor(Predictor):

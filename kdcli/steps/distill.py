@@ -126,13 +126,17 @@ def distill(config: DistillConfig, progress: ProgressCallback | None = None) -> 
     Every input is resolved and checked first (cheap checks before hashing, hashing before
     training) into one frozen `_Inputs`; then the teacher's outputs, training and the output.
     """
+    from kdcli.core.machine import torch_threads
     from kdcli.files.outputs import main_process, output_lock
 
     started = time.perf_counter()
     check_options(config)
     config.train.check()
     # the lock covers the output and its checkpoint area for the whole run
-    with output_lock(Path(config.out), enabled=main_process()) as stale:
+    with (
+        output_lock(Path(config.out), enabled=main_process()) as stale,
+        torch_threads(config.train.threads),
+    ):
         result = _distill(config, progress, started)
     return replace(result, notes=[*stale, *result.notes])
 

@@ -69,10 +69,15 @@ class FinetuneResult(JsonResult):
 
 def finetune(config: FinetuneConfig, progress: ProgressCallback | None = None) -> FinetuneResult:
     """Fine-tune `config.model` on `config.data` and write the classifier to `config.out`."""
+    from kdcli.core.machine import torch_threads
     from kdcli.files.outputs import main_process, output_lock
 
+    config.train.check()
     # the lock covers the output and its checkpoint area for the whole run
-    with output_lock(Path(config.out), enabled=main_process()) as stale:
+    with (
+        output_lock(Path(config.out), enabled=main_process()) as stale,
+        torch_threads(config.train.threads),
+    ):
         result = _finetune(config, progress)
     return replace(result, notes=[*stale, *result.notes])
 
@@ -113,7 +118,6 @@ def _finetune(config: FinetuneConfig, progress: ProgressCallback | None) -> Fine
     from kdcli.training.objective import classification_task
 
     started = time.perf_counter()
-    config.train.check()
     data = config.data_config()
     area = check_start(Path(config.out), config.overwrite, config.resume, [config.model, data.data])
     accelerator = make_accelerator()

@@ -63,6 +63,7 @@ class TrainConfig:
     patience: int | None = None
     seed: int = 0
     report_to: str = "none"
+    threads: int | None = None  # torch's CPU threads (None: torch's choice, every core)
 
     def check(self) -> None:
         """Every bad value raises KdcliError naming the setting."""
@@ -71,6 +72,7 @@ class TrainConfig:
         check_max_length(self.max_length)
         check_int("max_steps", self.max_steps, optional=True)
         check_int("patience", self.patience, optional=True)
+        check_int("threads", self.threads, optional=True)
         check_int("save_steps", self.save_steps, minimum=0)
         check_number("lr", self.lr, above=0, below=1)
         check_number("weight_decay", self.weight_decay, minimum=0)
@@ -101,7 +103,7 @@ class TrainConfig:
     def identity(self) -> dict[str, Any]:
         """The settings that change what a run computes (resuming may change the others)."""
         data = self.settings()
-        for key in ("save_steps", "log_steps", "report_to"):
+        for key in ("save_steps", "log_steps", "report_to", "threads"):
             del data[key]
         return data
 
