@@ -30,6 +30,8 @@ QUANTIZED_OPS = ["MatMul", "Gather", "Attention", "EmbedLayerNormalization"]
 # searched per model (`kdcli.steps.export`, ranked by `int8_sensitivity`).
 ALWAYS_FLOAT = ("head", "small-table")
 _SCOPES = "pkg.torch.onnx.name_scopes"
+# Names `quantize_rows` gives a table's int8 rows and their scales (the scales are not weights).
+INT8_ROWS, ROW_SCALES = ".int8_rows", ".row_scales"
 _NOISY_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir", "torch.export", "torch._dynamo")
 
 
@@ -254,20 +256,20 @@ def quantize_rows(graph: Any, gathers: Sequence[str]) -> None:
         position, node = next((i, n) for i, n in enumerate(graph.node) if n.name == name)
         stem, ids, output = node.input[0], node.input[1], node.output[0]
         stems.add(stem)
-        if f"{stem}.int8_rows" not in initializers:  # a table two lookups share is stored once
+        if f"{stem}{INT8_ROWS}" not in initializers:  # a table two lookups share is stored once
             table = numpy_helper.to_array(initializers[stem]).astype(np.float32)
             absmax = np.abs(table).max(axis=1, keepdims=True)
             scales = np.where(absmax > 0, absmax / 127.0, 1.0).astype(np.float32)
             rows = np.clip(np.round(table / scales), -127, 127).astype(np.int8)
             for stored in (
-                numpy_helper.from_array(rows, f"{stem}.int8_rows"),
-                numpy_helper.from_array(scales, f"{stem}.row_scales"),
+                numpy_helper.from_array(rows, f"{stem}{INT8_ROWS}"),
+                numpy_helper.from_array(scales, f"{stem}{ROW_SCALES}"),
             ):
                 graph.initializer.append(stored)
                 initializers[stored.name] = stored
         lookup = [
-            helper.make_node("Gather", [f"{stem}.int8_rows", ids], [f"{name}.q"], name, axis=0),
-            helper.make_node("Gather", [f"{stem}.row_scales", ids], [f"{name}.s"], f"{name}.s"),
+            helper.make_node("Gather", [f"{stem}{INT8_ROWS}", ids], [f"{name}.q"], name, axis=0),
+            helper.make_node("Gather", [f"{stem}{ROW_SCALES}", ids], [f"{name}.s"], f"{name}.s"),
             helper.make_node(
                 "Cast", [f"{name}.q"], [f"{name}.f"], f"{name}.f", to=TensorProto.FLOAT
             ),

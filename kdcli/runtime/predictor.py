@@ -537,8 +537,10 @@ def onnx_size(onnx_file: Path) -> int:
 def onnx_parameters(onnx_file: Path) -> int:
     """Elements of the graph's float and 8-bit tensors: its weights, int8 ones counted once
     each. Scalars (constants the exporter folded), integer shape constants and the scales and
-    zero points the quantizer adds are not weights."""
+    zero points the quantizers add are not weights."""
     import onnx
+
+    from kdcli.runtime.onnx_graph import ROW_SCALES
 
     weight_types = {
         onnx.TensorProto.FLOAT,
@@ -554,7 +556,7 @@ def onnx_parameters(onnx_file: Path) -> int:
         for init in graph.initializer
         if init.dims
         and init.data_type in weight_types
-        and not init.name.endswith(("_scale", "_zero_point"))
+        and not init.name.endswith(("_scale", "_zero_point", ROW_SCALES))
     )
 
 
