@@ -35,12 +35,14 @@ def train_data_config(params: dict[str, Any]) -> Any:
 
 
 def train_config(params: dict[str, Any]) -> Any:
-    """The TrainConfig of finetune/distill: its fields are named like the options."""
+    """The TrainConfig of finetune/distill (and of study/search cells): its fields are named
+    like the options; a command without one of them (study and search have no --threads: their
+    workers divide the cores) leaves the field's default."""
     from dataclasses import fields
 
     from kdcli.training.loop import TrainConfig
 
-    return TrainConfig(**{f.name: params[f.name] for f in fields(TrainConfig)})
+    return TrainConfig(**{f.name: params[f.name] for f in fields(TrainConfig) if f.name in params})
 
 
 def run_training(run: Any, config: Any, quiet: bool) -> Any:
