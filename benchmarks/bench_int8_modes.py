@@ -195,10 +195,7 @@ def table_only(out: Path, torch_model: Any, per_row: bool, workdir: Path) -> Pat
     )
     table = [n.name for n in nodes if n.role == "word-embeddings"]
     others = [n.name for n in nodes if n.role != "word-embeddings"]
-    if per_row:
-        quantize(out / ONNX_FILE, target, others, True, False, row_tables=table)
-    else:
-        quantize(out / ONNX_FILE, target, others, True, False)
+    quantize(out / ONNX_FILE, target, others, True, False, row_tables=table if per_row else ())
     return target
 
 

@@ -24,7 +24,7 @@ UNSTEADY = 0.25  # rounds whose fastest and slowest differ by more than this sha
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """torch's thread count is process-wide: set it for one call and put it back (None: leave
-    torch's own choice, every core, which is many times slower when other work shares them)."""
+    torch's own choice, every core)."""
     if threads is None:
         yield
         return

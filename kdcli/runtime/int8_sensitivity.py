@@ -100,10 +100,13 @@ def _quantized(module: Any, reduce_range: bool, per_channel: bool) -> Iterator[N
     """`module` computes as ONNX Runtime's dynamic int8 would, until the block ends."""
     import torch
 
+    from kdcli.runtime.onnx_graph import int8_rows
+
     original = module.weight.data
     hook = None
-    if isinstance(module, torch.nn.Embedding):  # a row is a token's vector: one scale each
-        module.weight.data = fake_int8_weight(original, reduce_range=False, per_channel=True)
+    if isinstance(module, torch.nn.Embedding):  # the int8 file's own rounding, row by row
+        rows, scales = int8_rows(original.detach().float().cpu().numpy())
+        module.weight.data = torch.from_numpy(rows * scales).to(original)
     else:
         module.weight.data = fake_int8_weight(original, reduce_range, per_channel)
         hook = module.register_forward_pre_hook(lambda _, args: (fake_uint8(args[0]), *args[1:]))
@@ -131,8 +134,7 @@ def fake_uint8(x: Any) -> Any:
 
 def fake_int8_weight(weight: Any, reduce_range: bool, per_channel: bool) -> Any:
     """A Linear weight (out, in) through symmetric int8: one scale per output channel (a column
-    of the ONNX MatMul's weight) or per matrix; 7-bit range with reduce_range. An embedding
-    table (rows, dim) per channel is one scale per row."""
+    of the ONNX MatMul's weight) or per matrix; 7-bit range with reduce_range."""
     import torch
 
     limit = 64.0 if reduce_range else 127.0

@@ -238,6 +238,17 @@ def quantize(
         onnx.save(model, str(target))
 
 
+def int8_rows(table: Any) -> tuple[Any, Any]:
+    """A (rows, dim) table as symmetric int8 with one float scale per row: (rows, scales), with
+    table ~= rows * scales. The int8 file stores this, and `int8_sensitivity` simulates it."""
+    import numpy as np
+
+    table = np.asarray(table, dtype=np.float32)
+    absmax = np.abs(table).max(axis=1, keepdims=True)
+    scales = np.where(absmax > 0, absmax / 127.0, 1.0).astype(np.float32)
+    return np.clip(np.round(table / scales), -127, 127).astype(np.int8), scales
+
+
 def quantize_rows(graph: Any, gathers: Sequence[str]) -> None:
     """Each named Gather looks up an int8 table with one float scale per row, dequantized after
     the lookup (Gather, Cast, Mul): only the rows a text uses are ever multiplied out.
@@ -247,7 +258,6 @@ def quantize_rows(graph: Any, gathers: Sequence[str]) -> None:
     to a few large ones) keeps a handful of levels, and a real e5-small student flipped texts from
     the table alone. A row's own scale keeps every row at 8 bits; no int8 product is involved,
     so the 7-bit reduce_range does not apply."""
-    import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     initializers = {init.name: init for init in graph.initializer}
@@ -257,10 +267,7 @@ def quantize_rows(graph: Any, gathers: Sequence[str]) -> None:
         stem, ids, output = node.input[0], node.input[1], node.output[0]
         stems.add(stem)
         if f"{stem}{INT8_ROWS}" not in initializers:  # a table two lookups share is stored once
-            table = numpy_helper.to_array(initializers[stem]).astype(np.float32)
-            absmax = np.abs(table).max(axis=1, keepdims=True)
-            scales = np.where(absmax > 0, absmax / 127.0, 1.0).astype(np.float32)
-            rows = np.clip(np.round(table / scales), -127, 127).astype(np.int8)
+            rows, scales = int8_rows(numpy_helper.to_array(initializers[stem]))
             for stored in (
                 numpy_helper.from_array(rows, f"{stem}{INT8_ROWS}"),
                 numpy_helper.from_array(scales, f"{stem}{ROW_SCALES}"),
