@@ -373,6 +373,29 @@ def test_nodes_kept_in_float_stay_float_in_the_int8_file(make_teacher, tmp_path)
     assert quantized and not any(n.name in name for n in head for name in quantized)
 
 
+@pytest.mark.parametrize("unsigned", [False, True])
+def test_quantize_stores_the_weight_type_asked_for(make_teacher, tmp_path, unsigned):
+    """bench_int8_modes compares signed weights with unsigned ones (ONNX Runtime's u8*u8
+    kernels): each file must hold the type it is named for, and both must still compute."""
+    from onnx import numpy_helper
+
+    from kdcli.runtime.onnx_graph import quantize
+
+    predictor = open_predictor(make_teacher("bert"))
+    traced = _traced(predictor, tmp_path)
+    nodes = weight_nodes(traced, "bert", intermediate=64, vocab=predictor.model.config.vocab_size)
+    target = tmp_path / "q.onnx"
+    quantize(traced, target, always_float(nodes), True, False, unsigned_weights=unsigned)
+    graph = onnx.load(str(target)).graph
+    stored = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    weights = {stored[n.input[1]].dtype for n in graph.node if n.op_type == "MatMulInteger"}
+    assert weights == {np.dtype(np.uint8 if unsigned else np.int8)}
+    texts = ["wake me up", "play some jazz music"]
+    session = onnxruntime.InferenceSession(str(target))
+    batch = predictor.encode(texts, 2, 16)[0].inputs
+    assert np.isfinite(session.run(None, batch)[0]).all()
+
+
 def test_the_table_int8_per_row_computes_as_the_simulation_says(make_teacher, tmp_path):
     """The word-embedding table alone, int8 with one scale per row: the ONNX file gives the
     logits of PyTorch with the table rounded the same way (the search ranks by that simulation),

@@ -214,9 +214,15 @@ def quantize(
     per_channel: bool,
     reduce_range: bool,
     row_tables: Sequence[str] = (),
+    unsigned_weights: bool = False,
 ) -> None:
     """Dynamic int8: signed weights (per output channel), uint8 activations scaled per batch;
-    the lookup tables named in `row_tables` become int8 with one scale per row instead."""
+    the lookup tables named in `row_tables` become int8 with one scale per row instead.
+
+    `unsigned_weights` stores uint8 weights with a zero point, which ONNX Runtime multiplies
+    with its u8*u8 kernels: no 16-bit saturation on x86 without VNNI, at full 8 bits. Only
+    `bench_int8_modes` uses it: on a real AVX2 student it agreed no better than 7-bit signed
+    weights (docs/export.md), because activation rounding, not weight rounding, flips texts."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -227,7 +233,7 @@ def quantize(
             op_types_to_quantize=QUANTIZED_OPS,
             per_channel=per_channel,
             reduce_range=reduce_range,
-            weight_type=QuantType.QInt8,
+            weight_type=QuantType.QUInt8 if unsigned_weights else QuantType.QInt8,
             nodes_to_exclude=_with_gemm_names([*keep_float, *row_tables]),
             # Fused graphs hold com.microsoft ops whose output types the quantizer cannot infer.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
