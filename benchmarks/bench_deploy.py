@@ -13,7 +13,7 @@ then, on the test split: size on disk, forward-pass latency at batch 1 (median o
 texts, one at a time) and batch 32 (a batch of real texts), throughput, per-language accuracy of
 every model, and per-language top-1 agreement of each deployed file with its PyTorch student: on
 every text, and on the texts the student does not call a near-tie (top two logits at least
-`bench_export.NEAR_TIE` apart), which tells flips of near-ties from damage.
+`verification.NEAR_TIE` apart), which tells flips of near-ties from damage.
 Timings run in interleaved rounds after the machine is quiet (`bench_export.wait_for_quiet`);
 the machine's state and the CPU's ISA are printed with them.
 
@@ -41,6 +41,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_export
+
+from kdcli.evaluation.verification import NEAR_TIE, clear_of_ties
 
 TARGETS = {"batch1_speedup": 12.0, "smaller": 15.0, "worst_agreement": 0.99}
 
@@ -164,7 +166,7 @@ def measure(name: str, chain: dict[str, Path], args: argparse.Namespace) -> None
     }
     logits = {n: m.logits(test.texts) for n, m in models.items()}
     student = logits["student (PyTorch fp32)"].argmax(-1)
-    clear = bench_export.clear_of_ties(logits["student (PyTorch fp32)"])
+    clear = clear_of_ties(logits["student (PyTorch fp32)"])
     quality = {}
     for model_name, model in models.items():
         gold = _gold(model, test.labels)
@@ -247,7 +249,7 @@ def _report(
     base_size, (base1, base32) = models[teacher].size_bytes, timings[teacher]
     print(
         "| model | size | batch 1 | batch 32 | texts/s | accuracy (worst language) "
-        f"| agreement with student (worst) | the same, margin >= {bench_export.NEAR_TIE} (worst) |"
+        f"| agreement with student (worst) | the same, margin >= {NEAR_TIE} (worst) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for model_name, model in models.items():
@@ -264,7 +266,7 @@ def _report(
             f"{worst_agree} {scores[worst_agree][1]:.1%} | "
             f"{worst_clear} {scores[worst_clear][2]:.1%} |"
         )
-    print(f"margin >= {bench_export.NEAR_TIE}: {clear_share:.0%} of the texts")
+    print(f"margin >= {NEAR_TIE}: {clear_share:.0%} of the texts")
     int8 = "deployed student (ONNX int8)"
     checks = {
         "batch-1 speed-up >= 12x": base1 / timings[int8][0] >= TARGETS["batch1_speedup"],

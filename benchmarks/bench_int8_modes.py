@@ -20,7 +20,7 @@ Contenders, all from the same traced `model.onnx` that `kdcli export` writes:
   `pip install openvino nncf`; skipped with a message when absent).
 
 For each: size, top-1 agreement with PyTorch (on every text, and on the texts where PyTorch's
-top two logits are at least `bench_export.NEAR_TIE` apart) and accuracy on the test split
+top two logits are at least `verification.NEAR_TIE` apart) and accuracy on the test split
 (sampled per language), and forward-pass latency at batch 1 x 32 tokens and batch 32 x 64
 tokens, timed in interleaved rounds after the machine is quiet (`bench_export.wait_for_quiet`;
 the state is printed with the figures, with the CPU's ISA).
@@ -43,6 +43,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_export
+
+from kdcli.evaluation.verification import NEAR_TIE, clear_of_ties
 
 MODES = ("dynamic", "table", "formats", "smooth", "static", "weight-only", "openvino")
 
@@ -127,7 +129,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         backends |= openvino_backends(out, torch_model, dev.texts, args.threads, workdir)
 
     reference = torch_model.logits(test.texts)
-    clear = bench_export.clear_of_ties(reference)
+    clear = clear_of_ties(reference)
     gold = np.array([torch_model.model.config.label2id[label] for label in test.labels])
     quality = {}
     for name, backend in backends.items():
@@ -434,7 +436,7 @@ def _report(
     )
     base = timings["PyTorch fp32"]
     print(
-        f"| backend | size | agreement | agreement, margin >= {bench_export.NEAR_TIE} "
+        f"| backend | size | agreement | agreement, margin >= {NEAR_TIE} "
         f"({clear_share:.0%} of texts) | worst language | accuracy | batch 1 x 32 | batch 32 x 64 |"
     )
     print("|---|---|---|---|---|---|---|---|")

@@ -111,6 +111,24 @@ def test_int8_with_labels_passes_when_only_near_ties_flip_and_accuracy_holds():
     assert check.criterion == "accuracy held and confident predictions kept"
     assert check.accuracy.pytorch == check.accuracy.export
     assert check.confident_texts == 90 and check.confident_agreement == 1.0
+    # the 10 near-ties (top two 0.01 apart) are left out of the agreement reported beside
+    assert check.clear_texts == 90 and check.clear_agreement == 1.0
+    assert check.agreement_text() == "top-1 agreement 96.0% (100.0% off near-ties)"
+
+
+def test_agreement_off_near_ties_counts_flips_of_clear_texts():
+    """A text whose top two logits are NEAR_TIE or more apart is not a near-tie: flipping it
+    lowers the agreement reported off near-ties; flips of closer texts do not."""
+    from kdcli.evaluation.verification import NEAR_TIE
+
+    reference = np.array([[NEAR_TIE, 0.0], [NEAR_TIE * 0.9, 0.0], [1.0, 0.0], [2.0, 0.0]])
+    out = reference[:, ::-1].copy()  # every text flipped
+    out[3] = reference[3]  # but the last
+    check = compare("q", "onnx-int8", {32: out}, {32: reference}, ["en"] * 4, Gate())
+    assert check.agreement == 0.25
+    assert (check.clear_texts, check.clear_agreement) == (3, pytest.approx(1 / 3))
+    same = compare("q", "onnx-int8", {32: reference}, {32: reference}, ["en"] * 4, Gate())
+    assert same.agreement_text() == "top-1 agreement 100.0%"
 
 
 @pytest.mark.parametrize(

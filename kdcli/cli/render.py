@@ -246,7 +246,7 @@ def _fp32_cell(check: Check) -> str:
 def _int8_cell(check: Check) -> str:
     if check.nonfinite:
         return f"{check.nonfinite} texts non-finite"
-    return f"top-1 agreement {check.agreement:.1%}"
+    return check.agreement_text()
 
 
 def _vs(before: float, after: float, word: str, kind: str) -> str:

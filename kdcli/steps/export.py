@@ -1028,7 +1028,7 @@ def _model_card(out_dir: Path, result: ExportResult, record: dict[str, Any]) -> 
     facts += [
         (
             f"verified: `{check.file}`",
-            f"max abs Δlogit {check.max_abs_diff:.2g}, top-1 agreement {check.agreement:.1%} "
+            f"max abs Δlogit {check.max_abs_diff:.2g}, {check.agreement_text()} "
             f"({'passed' if check.passed else 'FAILED'})",
         )
         for check in checks
