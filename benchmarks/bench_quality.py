@@ -22,7 +22,9 @@ Settings (issue 9): 3 epochs, AdamW lr 5e-5, weight decay 0.01, batch 32, max le
 Every model is scored by the same plain evaluation here (padded batches, argmax) on the test
 split: accuracy per language and the macro average over languages, as mean +- standard deviation
 over the seeds. Target: kdcli >= the plain loop - 1 point (macro, averaged over seeds) for the
-teacher, distillation with KD and without, on every model.
+teacher, distillation with KD and without, on every model (against the better of the two plain
+teachers when the pooler is degenerate); and there, kdcli's teacher more than 1 point ahead of
+the plain loop on the checkpoint's own pooler.
 
 Each training runs in a fresh process with `--threads` threads, and its result is kept in
 `WORKDIR/results/` so an interrupted run resumes where it stopped. Accuracy does not depend on how
@@ -359,6 +361,14 @@ def report(label: str, model: str, per_seed: list[dict[str, dict[str, Any]]]) ->
             f"{100 * (kd - plain):+.1f} points (target >= -1.0): {verdict}; per seed "
             + ", ".join(f"{100 * g:+.1f}" for g in gaps)
             + (f" (sd {_sd(gaps):.1f})" if len(gaps) > 1 else "")
+        )
+    if "finetune/plain+fresh-pooler" in macros:  # a degenerate pooler: the stored head too
+        kd, stored = (statistics.fmean(macros[f"finetune/{n}"]) for n in ("kdcli", "plain"))
+        gap = kd - stored
+        checks["degenerate pooler"] = {"gap": gap, "passed": gap > 0.01}
+        print(
+            f"pooler    kdcli vs the plain loop on the checkpoint's own pooler: {100 * gap:+.1f} "
+            f"points (target: clearly ahead, > +1.0): {'ok' if gap > 0.01 else 'MISSED'}"
         )
     return {"model": model, "macro": macros, "per_language_mean": mean, "checks": checks}
 
