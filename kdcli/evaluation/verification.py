@@ -14,6 +14,9 @@ uses, into a `Check`. The rules, and why:
   also lose one example net, the smallest change its sample can show) and agrees on the texts
   PyTorch is confident about, and still agrees on at least 90% of them. Raw agreement alone
   fails good int8 files whose few flips are all near-ties, as often right as wrong afterwards.
+- Agreement off near-ties (texts whose top two PyTorch logits are `NEAR_TIE` or more apart) is
+  reported beside raw agreement and decides nothing: it tells a file that flips only close calls
+  from one that damages clear predictions, where no text reaches `CONFIDENT`.
 - A token classifier is judged per word: agreement is the share of words whose tag (read at the
   word's token, as training labels it) is the same; the logit difference and the finite check
   cover every real token.
