@@ -326,6 +326,38 @@ def test_full_8_bit_weights_are_recorded_with_a_warning_for_cpus_without_vnni(
     assert run.exit_code == 0, run.output
     warning = json.loads((tmp_path / "r.json").read_text())["models"][0]["warning"]
     assert "re-export with --reduce-range" in warning
+    assert "session.x64quantprecision" in warning  # what kdcli ran it with, and how to serve it
+
+
+def test_int8_runs_on_exact_kernels_only_where_its_products_can_saturate(
+    make_teacher, tmp_path, monkeypatch
+):
+    """x86 without VNNI and a file not recorded as 7-bit: ONNX Runtime's u8*u8 kernels
+    (session.x64quantprecision); a 7-bit file, a VNNI CPU and the fp32 file keep the fast ones."""
+    from kdcli.runtime.predictor import open_predictor
+
+    export(ExportConfig(str(make_teacher("xlm-roberta")), out=tmp_path / "o", quantize="int8"))
+    record_path = tmp_path / "o" / "kdcli.json"
+    record = json.loads(record_path.read_text())
+    avx2 = CpuInt8("x86_64", False, True, "x86 without VNNI")
+    vnni = CpuInt8("x86_64", True, False, "x86 with VNNI")
+    cases = [  # (cpu, reduce_range in kdcli.json, variant, exact)
+        (avx2, False, "int8", True),
+        (avx2, None, "int8", True),  # not recorded: it may use all 8 bits
+        (avx2, True, "int8", False),
+        (avx2, False, "fp32", False),
+        (vnni, False, "int8", False),
+    ]
+    for cpu, recorded, variant, exact in cases:
+        monkeypatch.setattr(kdcli.runtime.onnx_graph, "cpu_int8", lambda cpu=cpu: cpu)
+        record["quantization"]["reduce_range"] = recorded
+        record_path.write_text(json.dumps(record))
+        predictor = open_predictor(tmp_path / "o", variant=variant)
+        assert predictor.exact_int8 is exact, (cpu.reason, recorded, variant)
+        if exact:
+            options = predictor.session.get_session_options()
+            assert options.get_session_config_entry("session.x64quantprecision") == "1"
+            assert np.isfinite(predictor.logits(["wake me up at seven"])).all()
 
 
 def test_the_word_embedding_storage_is_what_the_docs_say(make_teacher, tmp_path):

@@ -319,8 +319,9 @@ def export_warning(path: str, kind: str) -> str | None:
         if cpu.reduce_range:  # this CPU needs 7-bit weights; the file has 8-bit ones
             warnings.append(
                 f"its int8 weights use all 8 bits, which this CPU ({cpu.reason}) can saturate: "
-                "scores here may be lower than where it was exported; re-export with "
-                "--reduce-range to serve on this CPU"
+                "kdcli runs it on ONNX Runtime's exact u8*u8 kernels (session option "
+                "session.x64quantprecision=1, about 10% slower); serve it with that option, "
+                "or re-export with --reduce-range to serve on this CPU"
             )
     return "; ".join(warnings) or None
 

@@ -68,6 +68,7 @@ from kdcli.runtime.predictor import (
     ONNX_INT8_FILE,
     Latency,
     OnnxPredictor,
+    OrtSettings,
     Predictor,
     TorchPredictor,
     measure_latency,
@@ -543,7 +544,8 @@ def _build(
     latency, machine, warning = {}, None, None
     if config.latency:
         load = load_average()
-        latency = _latency(config, torch_model, tmp, text, progress)
+        seven_bit = quantization is not None and quantization.reduce_range
+        latency = _latency(config, torch_model, tmp, text, progress, seven_bit)
         machine = machine_state(load)
         warning = speed_warning(machine, max(t.spread for t in latency.values()))
     return ExportResult(
@@ -632,10 +634,15 @@ def _fp32(
 
 
 def _judge(
-    onnx_file: Path, name: str, kind: str, reference: _Reference, config: ExportConfig
+    onnx_file: Path,
+    name: str,
+    kind: str,
+    reference: _Reference,
+    config: ExportConfig,
+    settings: OrtSettings | None = None,
 ) -> Check:
     """One file against PyTorch on the judged texts, at every verified batch size."""
-    predictor = OnnxPredictor(onnx_file, threads=config.threads)
+    predictor = OnnxPredictor(onnx_file, threads=config.threads, settings=settings)
     outputs = {
         size: predictor.logits(reference.text.texts, size, config.max_length)
         for size in reference.sizes
@@ -682,7 +689,10 @@ def _int8(
     (tmp / search.file(len(kept))).replace(tmp / ONNX_INT8_FILE)
     search.clean()
     report(progress, "verify int8", 0, None)
-    check = _judge(tmp / ONNX_INT8_FILE, ONNX_INT8_FILE, "onnx-int8", reference, config)
+    check = _judge(
+        tmp / ONNX_INT8_FILE, ONNX_INT8_FILE, "onnx-int8", reference, config,
+        _int8_settings(reduce_range),
+    )  # fmt: skip
     kept_names = set(always_float(nodes)) | {k.name for k in kept}
     quantized = sum(1 for n in nodes if n.quantizable and n.name not in kept_names)
     embeddings = [n for n in nodes if n.role == "word-embeddings"]
@@ -791,7 +801,9 @@ class _FloatSearch:
             self.reduce_range,
             row_tables=[name for name in self.tables if name not in keep_float],
         )
-        predictor = OnnxPredictor(target, threads=self.config.threads)
+        predictor = OnnxPredictor(
+            target, threads=self.config.threads, settings=_int8_settings(self.reduce_range)
+        )
         outputs = {
             size: predictor.logits(self.choose.texts, size, self.config.max_length)
             for size in self.sizes
@@ -835,6 +847,13 @@ def _kept(sensitivity: Any) -> KeptFloat:
         sensitivity.flips,
         sensitivity.kl,
     )
+
+
+def _int8_settings(reduce_range: bool) -> OrtSettings:
+    """Sessions for an int8 file being made: 7-bit weights cannot saturate, so they keep the fast
+    u8*s8 kernels (the files hold no kdcli.json yet to say so); 8-bit ones run as kdcli serves
+    them, on exact kernels where the CPU could saturate (`OrtSettings.exact_int8`)."""
+    return OrtSettings(exact_int8=not reduce_range)
 
 
 def _serving_cpus(reduce_range: bool) -> str:
@@ -929,6 +948,7 @@ def _latency(
     tmp: Path,
     text: VerifyText,
     progress: ProgressCallback | None,
+    seven_bit: bool,
 ) -> dict[str, Latency]:
     """Batch 1 and batch 32 on the verification text, PyTorch and every exported file."""
     report(progress, "measure latency", 0, None)
@@ -937,7 +957,8 @@ def _latency(
         ("onnx", OnnxPredictor(tmp / ONNX_FILE, config.threads)),
     ]
     if (tmp / ONNX_INT8_FILE).is_file():
-        predictors.append(("onnx-int8", OnnxPredictor(tmp / ONNX_INT8_FILE, config.threads)))
+        int8 = OnnxPredictor(tmp / ONNX_INT8_FILE, config.threads, _int8_settings(seven_bit))
+        predictors.append(("onnx-int8", int8))
     # interleaved rounds: a machine that gets busier slows all three alike
     return measure_latency(dict(predictors), text.texts, 32, config.max_length)
 
