@@ -172,10 +172,8 @@ def static_qdq(
     from kdcli.runtime.predictor import ONNX_FILE
 
     target = workdir / "static" / "model_static.onnx"
-    if target.is_file():
+    if _made_before(target, out):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _copy_model_files(out, target.parent)
     prepared = workdir / "static-pre.onnx"
     quant_pre_process(str(out / ONNX_FILE), str(prepared), skip_symbolic_shape=True)
     batches = [b.inputs for b in torch_model.encode(texts, 8, 128)]
@@ -208,10 +206,8 @@ def table_only(out: Path, torch_model: Any, per_row: bool, workdir: Path) -> Pat
     from kdcli.runtime.predictor import ONNX_FILE
 
     target = workdir / f"table-{'rows' if per_row else 'ort'}" / ONNX_FILE
-    if target.is_file():
+    if _made_before(target, out):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _copy_model_files(out, target.parent)
     nodes = _weight_nodes(out / ONNX_FILE, torch_model)
     table = [n.name for n in nodes if n.role == "word-embeddings"]
     others = [n.name for n in nodes if n.role != "word-embeddings"]
@@ -229,10 +225,8 @@ def every_matmul(
 
     name = f"every-{'u8' if unsigned else 's8'}{'-7bit' if reduce_range else ''}"
     target = workdir / name / ONNX_FILE
-    if target.is_file():
+    if _made_before(target, out):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _copy_model_files(out, target.parent)
     nodes = _weight_nodes(out / ONNX_FILE, torch_model)
     tables = [n.name for n in nodes if n.role == "word-embeddings"]
     quantize(out / ONNX_FILE, target, always_float(nodes), True, reduce_range, tables, unsigned)
@@ -256,10 +250,8 @@ def smoothed(
     from kdcli.runtime.predictor import ONNX_FILE
 
     target = workdir / f"smooth-{alpha}" / ONNX_FILE
-    if target.is_file():
+    if _made_before(target, out):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _copy_model_files(out, target.parent)
     nodes = _weight_nodes(out / ONNX_FILE, torch_model)
     model = onnx.load(str(out / ONNX_FILE))
     graph = model.graph
@@ -336,10 +328,8 @@ def weight_only(source: Path, bits: int, workdir: Path) -> Path:
     )
 
     target = workdir / f"nbits{bits}" / "model_nbits.onnx"
-    if target.is_file():
+    if _made_before(target, source.parent):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _copy_model_files(source.parent, target.parent)
     config = DefaultWeightOnlyQuantConfig(
         block_size=32, is_symmetric=True, accuracy_level=4, bits=bits
     )
@@ -347,6 +337,16 @@ def weight_only(source: Path, bits: int, workdir: Path) -> Path:
     quantizer.process()
     quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
     return target
+
+
+def _made_before(target: Path, source: Path) -> bool:
+    """Whether an earlier run left `target`; if not, its folder is made, holding `source`'s
+    config and tokenizer files (so a predictor can open the file there)."""
+    if target.is_file():
+        return True
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _copy_model_files(source, target.parent)
+    return False
 
 
 def _copy_model_files(source: Path, target: Path) -> None:
