@@ -53,10 +53,11 @@ def main() -> None:
 
     from kdcli.core.machine import cpu_summary
     from kdcli.data.splits import DataConfig, load_split
-    from kdcli.runtime.predictor import open_predictor
+    from kdcli.runtime.predictor import TorchPredictor, open_predictor
 
-    torch.manual_seed(0)
     student = open_predictor(args.model, threads=args.threads)
+    if not isinstance(student, TorchPredictor):
+        raise SystemExit(f"--model {args.model}: give the student's PyTorch folder, not an export")
     data = DataConfig(args.data)
     test = load_split(data, "test")
     embeddings = student.model.get_input_embeddings()
