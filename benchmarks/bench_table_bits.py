@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_deploy import _gold, _per_language
 
 MB = 1e6
 
@@ -77,8 +78,8 @@ def main() -> None:
         return student.logits(test.texts).argmax(-1)
 
     reference = predict(table)
-    label_ids = {label: i for i, label in student.id2label.items()}
-    gold = np.array([label_ids[label] for label in test.labels])
+    gold = _gold(student, test.labels)
+    everywhere = np.ones(len(test.texts), dtype=bool)
     rest = _rest_of_file(args.export, table)
     teacher = _weights_size(args.teacher) if args.teacher else None
     print(
@@ -87,9 +88,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name, (rows, size) in _contenders(table, data_rows, args.ranks).items():
         predicted = predict(rows)
-        per_language = _per_language(predicted, reference, gold, test.languages)
+        per_language = _per_language(predicted, gold, reference, everywhere, test.languages)
         worst = min(per_language, key=lambda lang: per_language[lang][1])
-        accuracy = statistics.fmean(a for a, _ in per_language.values())
+        accuracy = statistics.fmean(a for a, _, _ in per_language.values())
         agreement = float((predicted == reference).mean())
         whole = f"{(rest + size) / MB:.1f} MB" if rest is not None else "-"
         ratio = f"{teacher / (rest + size):.1f}x" if teacher and rest is not None else "-"
@@ -165,20 +166,6 @@ def _outside(tokenizer: Any, texts: list[str], data_rows: np.ndarray) -> str:
     return f"{sum(1 for ids in encoded if not data_rows[ids].all())} of {len(texts)}"
 
 
-def _per_language(
-    predicted: np.ndarray, reference: np.ndarray, gold: np.ndarray, languages: list[str]
-) -> dict[str, tuple[float, float]]:
-    """Per language: accuracy on gold labels and agreement with the unchanged student."""
-    out = {}
-    for lang in sorted(set(languages)):
-        mask = np.array([x == lang for x in languages])
-        out[lang] = (
-            float((predicted[mask] == gold[mask]).mean()),
-            float((predicted[mask] == reference[mask]).mean()),
-        )
-    return out
-
-
 def _rest_of_file(export: str | None, table: np.ndarray) -> float | None:
     """The int8 file's bytes other than its int8 table and row scales."""
     if export is None:
@@ -188,8 +175,9 @@ def _rest_of_file(export: str | None, table: np.ndarray) -> float | None:
 
 
 def _weights_size(folder: str) -> float:
-    files = Path(folder).iterdir()
-    return float(sum(p.stat().st_size for p in files if p.suffix in (".safetensors", ".bin")))
+    from kdcli.files.model_dirs import resolve_model, weight_files
+
+    return float(sum(p.stat().st_size for p in weight_files(resolve_model(folder))))
 
 
 if __name__ == "__main__":
