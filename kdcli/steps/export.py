@@ -871,8 +871,10 @@ def _serving_notes(quantization: Quantization, config: ExportConfig) -> list[str
         return []
     return [
         "int8 weights use the full 8 bits (reduce_range off: "
-        f"{quantization.reduce_range_reason}): exact here and on ARM, but x86 CPUs without VNNI "
-        "(AVX2 only) can saturate their int8 products and lose accuracy; to serve there, "
+        f"{quantization.reduce_range_reason}): exact on x86 with VNNI and on ARM, while x86 "
+        "CPUs without VNNI (AVX2 only) can saturate their int8 products; kdcli runs the file "
+        "there on ONNX Runtime's exact u8*u8 kernels (session option "
+        "session.x64quantprecision=1, about 10% slower): serve it there with that option, or "
         "export with --reduce-range"
     ]
 
