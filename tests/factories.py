@@ -4,10 +4,20 @@ Every test model is built from a config (no hub), with a tokenizer trained in a 
 a small multilingual corpus with the `tokenizers` library, in the tokenizer family its architecture
 really uses (SentencePiece-style Unigram for XLM-R and mDeBERTa, WordPiece for (m)BERT, DistilBERT
 and ELECTRA, byte-level BPE for ModernBERT).
+
+The Unigram and WordPiece trainers are not deterministic across processes (they break ties in
+hash-map order, which Rust seeds per process): the same call gave a different vocabulary in each
+run, so every model built on it computed a different function, and tests of int8 numerics passed
+or failed by the draw. Each trained tokenizer is therefore kept in `tests/data/tokenizers/`, named
+by a hash of its family, texts and size, and loaded from there; a call with no stored tokenizer
+trains one, and `KDCLI_STORE_TOKENIZERS=1 pytest` stores it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +75,24 @@ TOKENIZER_KIND = {
 }
 
 
+TOKENIZERS = Path(__file__).parent / "data" / "tokenizers"
+
+
 def make_tokenizer(kind: str, texts: list[str] | None = None, vocab_size: int = 300) -> Any:
-    """A fast tokenizer of the given family, trained on `texts`."""
+    """A fast tokenizer of the given family, trained on `texts` (the stored one: see above)."""
     texts = list(texts or CORPUS)
+    key = json.dumps([kind, texts, vocab_size], ensure_ascii=False).encode()
+    stored = TOKENIZERS / f"{kind}-{hashlib.sha256(key).hexdigest()[:16]}.json"
+    if stored.is_file():
+        return _wrap(kind, Tokenizer.from_file(str(stored)))
+    backend = _train(kind, texts, vocab_size)
+    if os.environ.get("KDCLI_STORE_TOKENIZERS") == "1":
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        backend.save(str(stored))
+    return _wrap(kind, backend)
+
+
+def _train(kind: str, texts: list[str], vocab_size: int) -> Tokenizer:
     specials = _SPECIALS[kind]
     if kind.startswith("unigram"):
         backend = Tokenizer(models.Unigram())
@@ -94,7 +119,7 @@ def make_tokenizer(kind: str, texts: list[str] | None = None, vocab_size: int = 
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         )
     backend.train_from_iterator(texts, trainer)
-    return _wrap(kind, backend)
+    return backend
 
 
 def _wrap(kind: str, backend: Tokenizer) -> Any:
