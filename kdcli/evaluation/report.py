@@ -314,13 +314,13 @@ def export_warning(path: str, kind: str) -> str | None:
     quantization = record.get("quantization") or {}
     if kind == "onnx-int8" and quantization.get("reduce_range") is False:
         from kdcli.runtime.onnx_graph import cpu_int8
+        from kdcli.runtime.predictor import EXACT_INT8_KERNELS
 
         cpu = cpu_int8()
         if cpu.reduce_range:  # this CPU needs 7-bit weights; the file has 8-bit ones
             warnings.append(
                 f"its int8 weights use all 8 bits, which this CPU ({cpu.reason}) can saturate: "
-                "kdcli runs it on ONNX Runtime's exact u8*u8 kernels (session option "
-                "session.x64quantprecision=1, about 10% slower); serve it with that option, "
+                f"kdcli runs it on {EXACT_INT8_KERNELS}; serve it with that option, "
                 "or re-export with --reduce-range to serve on this CPU"
             )
     return "; ".join(warnings) or None

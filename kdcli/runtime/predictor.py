@@ -506,6 +506,14 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
+# How kdcli runs an 8-bit int8 file where u8*s8 products can saturate, as users are told to serve
+# it (the export's note and eval's warning say the same).
+EXACT_INT8_KERNELS = (
+    "ONNX Runtime's exact u8*u8 kernels (session option session.x64quantprecision=1, about 10% "
+    "slower)"
+)
+
+
 def saturating_int8(folder: Path) -> bool:
     """Whether this CPU's u8*s8 kernels can saturate on the int8 file in `folder`: x86 without
     VNNI, and weights not recorded as 7-bit (a file from elsewhere may use all 8 bits)."""

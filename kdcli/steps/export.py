@@ -64,6 +64,7 @@ from kdcli.files.provenance import (
 )
 from kdcli.runtime.onnx_graph import cpu_int8, require_export_stack
 from kdcli.runtime.predictor import (
+    EXACT_INT8_KERNELS,
     ONNX_FILE,
     ONNX_INT8_FILE,
     Latency,
@@ -873,9 +874,8 @@ def _serving_notes(quantization: Quantization, config: ExportConfig) -> list[str
         "int8 weights use the full 8 bits (reduce_range off: "
         f"{quantization.reduce_range_reason}): exact on x86 with VNNI and on ARM, while x86 "
         "CPUs without VNNI (AVX2 only) can saturate their int8 products; kdcli runs the file "
-        "there on ONNX Runtime's exact u8*u8 kernels (session option "
-        "session.x64quantprecision=1, about 10% slower): serve it there with that option, or "
-        "export with --reduce-range"
+        f"there on {EXACT_INT8_KERNELS}: serve it there with that option, or export with "
+        "--reduce-range"
     ]
 
 
