@@ -83,6 +83,15 @@ def test_same_seed_same_bytes_and_the_saved_config_reruns_the_run(models, cli, t
     )
     assert other.exit_code == 0
     assert digest(first)["model.safetensors"] != digest(tmp_path / "c")["model.safetensors"]
+    mixed = cli(
+        "finetune", models.encoder, "--data", MINI, "--out", tmp_path / "d", *common,
+        "--batching", "random",
+    )  # fmt: skip
+    assert mixed.exit_code == 0, mixed.output
+    assert json.loads((tmp_path / "d" / "kdcli.json").read_text())["settings"]["batching"] == (
+        "random"
+    )
+    assert digest(first)["model.safetensors"] != digest(tmp_path / "d")["model.safetensors"]
 
 
 def test_zero_shot_and_low_resource_selection(models, tmp_path):
@@ -144,6 +153,7 @@ def test_the_python_api_accepts_a_data_name(models, tmp_path):
         (["--data", str(MINI), "--batch-size", "-2"], "--batch-size -2"),
         (["--data", str(MINI), "--warmup-ratio", "1.5"], "--warmup-ratio 1.5"),
         (["--data", str(MINI), "--report-to", "wandb"], "--report-to 'wandb' is unknown"),
+        (["--data", str(MINI), "--batching", "sorted"], "--batching 'sorted' is unknown"),
         (["--data", str(MINI), "--resume"], "--resume: no checkpoint"),
         (["--data", str(MINI), "--epochs", "two"], "--epochs': Input should be a valid integer"),
     ],

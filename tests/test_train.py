@@ -24,9 +24,9 @@ from kdcli.data.batching import (
     Encoded,
     collate,
     encode,
-    length_grouped_batches,
     padded_tokens,
     sorted_batches,
+    training_batches,
 )
 from kdcli.steps.finetune import FinetuneConfig, finetune
 from kdcli.training.checkpoints import CheckpointArea
@@ -56,17 +56,26 @@ def encoder(tmp_path_factory):
 # --- batching ----------------------------------------------------------------------------------
 
 
-def test_length_grouped_batches_cover_every_example_once_and_save_padding():
+@pytest.mark.parametrize("batching", ["length-grouped", "random"])
+def test_training_batches_cover_every_example_once_in_a_seeded_order(batching):
     rng = random.Random(0)
     lengths = [rng.randint(3, 60) for _ in range(1000)]
-    batches = length_grouped_batches(lengths, 16, seed=1, epoch=0)
+    batches = training_batches(lengths, 16, seed=1, epoch=0, batching=batching)
     assert sorted(i for b in batches for i in b) == list(range(1000))
-    assert batches == length_grouped_batches(lengths, 16, seed=1, epoch=0)  # seeded
-    assert batches != length_grouped_batches(lengths, 16, seed=1, epoch=1)  # reshuffled
+    assert batches == training_batches(lengths, 16, seed=1, epoch=0, batching=batching)
+    assert batches != training_batches(lengths, 16, seed=1, epoch=1, batching=batching)
+
+
+def test_length_grouped_batches_save_padding_and_random_ones_do_not():
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 60) for _ in range(1000)]
     order = list(range(1000))
     rng.shuffle(order)
-    plain = [order[i : i + 16] for i in range(0, 1000, 16)]
-    assert padded_tokens(lengths, batches) < 0.75 * padded_tokens(lengths, plain)
+    shuffled = padded_tokens(lengths, [order[i : i + 16] for i in range(0, 1000, 16)])
+    grouped = padded_tokens(lengths, training_batches(lengths, 16, seed=1, epoch=0))
+    random_ = padded_tokens(lengths, training_batches(lengths, 16, 1, 0, batching="random"))
+    assert grouped < 0.75 * shuffled
+    assert 0.9 * shuffled < random_ < 1.1 * shuffled
 
 
 def test_sorted_batches_go_longest_first():
@@ -135,6 +144,7 @@ def test_plan_counts_optimizer_steps():
         ({"max_grad_norm": float("inf")}, "max_grad_norm"),
         ({"max_grad_norm": float("nan")}, "max_grad_norm"),
         ({"report_to": "wandb"}, "report_to"),
+        ({"batching": "sorted"}, "batching"),
         ({"threads": 0}, "threads"),
     ],
 )

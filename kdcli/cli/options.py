@@ -219,6 +219,12 @@ MAX_GRAD_NORM_OPTION = typer.Option(
 WEIGHT_DECAY_OPTION = typer.Option(
     0.01, "--weight-decay", help="AdamW weight decay (not applied to biases and norms)."
 )
+BATCHING_OPTION = typer.Option(
+    "length-grouped",
+    "--batching",
+    help="length-grouped (texts of similar length together: little padding) or random (as a "
+    "plain loop: about twice the compute; see docs/training.md for what each measured).",
+)
 EVAL_BATCH_OPTION = typer.Option(
     64, "--eval-batch-size", help="Examples per batch for dev evaluation and the teacher."
 )

@@ -9,6 +9,7 @@ import typer
 from kdcli.cli import job_views, render
 from kdcli.cli.app import app
 from kdcli.cli.options import (
+    BATCHING_OPTION,
     BF16_OPTION,
     CACHE_DIR_OPTION,
     CONFIG_OPTION,
@@ -137,6 +138,7 @@ def search(
     warmup_ratio: float = WARMUP_OPTION,
     max_grad_norm: float | None = MAX_GRAD_NORM_OPTION,
     weight_decay: float = WEIGHT_DECAY_OPTION,
+    batching: str = BATCHING_OPTION,
     eval_batch_size: int = EVAL_BATCH_OPTION,
     bf16: bool = BF16_OPTION,
     save_steps: int = SAVE_STEPS_OPTION,

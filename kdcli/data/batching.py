@@ -3,9 +3,10 @@ cache, `kdcli eval`, export verification and the benchmarks all make their batch
 
 Texts are tokenized once, without padding (`encode`); every batch is padded only to its own
 longest text (dynamic padding, `collate` for torch and `collate_arrays` for numpy/ONNX Runtime).
-Training batches are *length-grouped*: a seeded shuffle, then examples of similar length are put
-together, so little compute goes into padding while the order stays random. Inference batches
-are sorted by length (longest first, so an out-of-memory error shows at once).
+Training batches are *length-grouped* by default: a seeded shuffle, then examples of similar length
+are put together, so little compute goes into padding while the order stays random; `random`
+batches skip the grouping (as a plain training loop does) at about twice the compute. Inference
+batches are sorted by length (longest first, so an out-of-memory error shows at once).
 
 Because every path shares these functions, the dev accuracy training records for a model and what
 `kdcli eval --split dev` measures for the saved model are computed from the same batches' inputs:
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 # tiny model on the test fixture stopped learning. 8 keeps padding to ~18% of the real tokens on
 # the sample data (random batches: ~110%, factor 50: ~3%) with batches mixed enough to train well.
 MEGABATCH_FACTOR = 8
+# How training batches are made (`TrainConfig.batching`); docs/training.md says what each measured.
+BATCHING = ("length-grouped", "random")
 # The model inputs a tokenizer makes for one text, in the order kdcli feeds them.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 DEFAULT_INPUTS = ("input_ids", "attention_mask")
@@ -219,18 +222,20 @@ def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def length_grouped_batches(
-    lengths: Sequence[int], batch_size: int, seed: int, epoch: int
+def training_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, batching: str = BATCHING[0]
 ) -> list[list[int]]:
-    """Training batches for one epoch: shuffled, grouped by length, in a shuffled order.
+    """Training batches for one epoch: shuffled, grouped by length unless `batching` is
+    "random", in a shuffled order.
 
     The order depends only on (seed, epoch), never on the global random state, so a resumed run
-    rebuilds exactly the batches an uninterrupted run would have seen.
+    rebuilds exactly the batches an uninterrupted run would have seen. Random batches take the
+    same shuffle with groups of one batch, so sorting only reorders texts inside a batch.
     """
     rng = random.Random(f"kdcli-batches-{seed}-{epoch}")
     order = list(range(len(lengths)))
     rng.shuffle(order)
-    group = batch_size * MEGABATCH_FACTOR
+    group = batch_size * (MEGABATCH_FACTOR if batching == "length-grouped" else 1)
     batches: list[list[int]] = []
     for start in range(0, len(order), group):
         chunk = sorted(order[start : start + group], key=lambda i: -lengths[i])

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from kdcli.core.errors import KdcliError, Rendered, option_ref
 from kdcli.core.progress import ProgressCallback, report
 from kdcli.core.validation import check_choice, check_int, check_max_length, check_number
-from kdcli.data.batching import Encoded, collate, length_grouped_batches, sorted_batches
+from kdcli.data.batching import BATCHING, Encoded, collate, sorted_batches, training_batches
 from kdcli.data.languages import by_language, mean_per_language
 from kdcli.training.checkpoints import CheckpointArea, TrainState
 
@@ -56,6 +56,8 @@ class TrainConfig:
     warmup_ratio: float = 0.06
     max_grad_norm: float | None = None
     weight_decay: float = 0.01
+    # length-grouped: half the compute of random batches, the same test accuracy on real encoders
+    batching: str = "length-grouped"
     eval_batch_size: int = 64
     bf16: bool = False
     save_steps: int = 500
@@ -86,6 +88,7 @@ class TrainConfig:
                 value=self.max_grad_norm,
                 fix="e.g. 1.0 (leave it out for no clipping)",
             )
+        check_choice("batching", self.batching, BATCHING)
         check_choice("report_to", self.report_to, REPORT_TO)
         if self.report_to == "tensorboard":
             try:
@@ -341,14 +344,15 @@ class _Loop:
 
     def _cycles(self, epoch: int) -> list[list[list[int]]]:
         """This process's micro-batches of `epoch`, grouped into optimizer steps."""
-        batches = length_grouped_batches(
-            self.task.train_lengths, self.config.batch_size, self.config.seed, epoch
+        config = self.config
+        batches = training_batches(
+            self.task.train_lengths, config.batch_size, config.seed, epoch, config.batching
         )
         world, rank = self.acc.num_processes, self.acc.process_index
         if len(batches) % world:  # every process needs a batch at every step: wrap around
             batches += batches[: world - len(batches) % world]
         mine = batches[rank::world]
-        accum = self.config.grad_accum
+        accum = config.grad_accum
         return [mine[i : i + accum] for i in range(0, len(mine), accum)]
 
     def _step(self, micro_batches: list[list[int]]) -> tuple[dict[str, float], int]:
