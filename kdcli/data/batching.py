@@ -223,7 +223,7 @@ def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 
 def training_batches(
-    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, batching: str = BATCHING[0]
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, batching: str = "length-grouped"
 ) -> list[list[int]]:
     """Training batches for one epoch: shuffled, grouped by length unless `batching` is
     "random", in a shuffled order.
